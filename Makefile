@@ -1,0 +1,36 @@
+# Every target that needs the local stack starts it first; `make stack-up`
+# is harmless when the stack already runs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: venv stack-install stack-up stack-down stack-status test unit demo bench sample-config
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+stack-install: venv
+	stack/stack install
+
+stack-up: venv
+	stack/stack up
+
+stack-down:
+	stack/stack down
+
+stack-status:
+	stack/stack status
+
+unit: venv
+	$(PYTEST) -q tests/unit
+
+test: stack-up
+	$(PYTEST) -q -ra tests/unit tests/integration tests/e2e
+
+sample-config: venv
+	$(VENV)/bin/oslo-config-generator --namespace kuryrnet --output-file etc/kuryr.conf.sample
