@@ -1,0 +1,156 @@
+"""A small Neutron REST client on a keystoneauth session.
+
+Only the calls kuryrnet needs, as plain dictionaries. Idempotent requests
+(GET, PUT, DELETE) are retried with bounded backoff after connection errors
+and 5xx answers. A POST is retried only when the connection was refused,
+because then Neutron never saw it; any other failure of a POST is reported,
+since a retry could create a second resource.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.parse
+
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import loading as ks_loading
+
+from kuryrnet import errors
+from kuryrnet.config import AUTH_GROUP
+
+LOG = logging.getLogger(__name__)
+
+_RETRIED_STATUSES = {500, 502, 503, 504}
+
+
+class NeutronError(errors.KuryrnetError):
+    """Neutron answered with an error; `kind` is Neutron's error type, for example IpAddressAlreadyAllocated."""
+
+    def __init__(self, method: str, path: str, status: int, kind: str, detail: str):
+        super().__init__(f"Neutron {method} {path} failed with {status} {kind}: {detail}")
+        self.status = status if 400 <= status < 500 else 502
+        self.http_status = status
+        self.kind = kind
+        self.detail = detail
+
+
+def _decode_error(response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:300]
+    if isinstance(body, dict) and isinstance(body.get("NeutronError"), dict):
+        error = body["NeutronError"]
+        return str(error.get("type", "")), str(error.get("message", ""))[:500]
+    return "", str(body)[:300]
+
+
+def _never_sent(exc: Exception) -> bool:
+    """Return whether a connection failure happened before the request left this host."""
+    if isinstance(exc, ks_exc.ConnectFailure):
+        text = str(exc).lower()
+        return "refused" in text or "newconnectionerror" in text
+    return False
+
+
+class NeutronClient:
+    """Neutron v2.0 API calls over one keystoneauth adapter (thread-safe)."""
+
+    def __init__(self, conf, session=None):
+        self.retries = conf.neutron.retries
+        self.backoff = conf.neutron.retry_backoff
+        self.timeout = conf.neutron.request_timeout
+        if session is None:
+            auth = ks_loading.load_auth_from_conf_options(conf, AUTH_GROUP)
+            session = ks_loading.load_session_from_conf_options(conf, AUTH_GROUP, auth=auth)
+        self.adapter = ks_loading.load_adapter_from_conf_options(
+            conf, AUTH_GROUP, session=session, service_type="network")
+        self.requests_sent = 0  # for benchmarks: every request that reached the wire
+
+    # -- transport ------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: dict | None = None,
+                params: dict | None = None, ok_statuses=(200, 201, 204)) -> dict:
+        url = "/v2.0" + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
+        idempotent = method != "POST"
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.requests_sent += 1
+                response = self.adapter.request(
+                    url, method, json=body, raise_exc=False, timeout=self.timeout,
+                    headers={"Accept": "application/json"})
+            except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout, ks_exc.RequestTimeout) as exc:
+                retry = idempotent or _never_sent(exc)
+                if retry and attempt <= self.retries:
+                    self._wait(method, path, attempt, str(exc))
+                    continue
+                raise errors.BackendUnavailable(
+                    f"Neutron {method} {path} failed: {exc}. Check that Neutron is reachable "
+                    f"at the configured endpoint.") from exc
+            if response.status_code in ok_statuses:
+                if response.status_code == 204 or not response.content:
+                    return {}
+                return response.json()
+            if idempotent and response.status_code in _RETRIED_STATUSES and attempt <= self.retries:
+                self._wait(method, path, attempt, f"status {response.status_code}")
+                continue
+            kind, detail = _decode_error(response)
+            raise NeutronError(method, path, response.status_code, kind, detail)
+
+    def _wait(self, method: str, path: str, attempt: int, reason: str) -> None:
+        delay = self.backoff * (2 ** (attempt - 1))
+        LOG.warning("Neutron %s %s failed (%s); retry %d of %d in %.2f s",
+                    method, path, reason, attempt, self.retries, delay)
+        time.sleep(delay)
+
+    # -- generic resources ------------------------------------------------------
+
+    def list(self, collection: str, **filters) -> list[dict]:
+        return self.request("GET", f"/{collection}", params=filters or None)[collection]
+
+    def show(self, collection: str, resource_id: str) -> dict | None:
+        singular = collection[:-1]
+        try:
+            return self.request("GET", f"/{collection}/{resource_id}")[singular]
+        except NeutronError as exc:
+            if exc.http_status == 404:
+                return None
+            raise
+
+    def create(self, collection: str, attrs: dict) -> dict:
+        singular = collection[:-1]
+        return self.request("POST", f"/{collection}", {singular: attrs})[singular]
+
+    def create_bulk(self, collection: str, items: list[dict]) -> list[dict]:
+        return self.request("POST", f"/{collection}", {collection: items})[collection]
+
+    def update(self, collection: str, resource_id: str, attrs: dict) -> dict:
+        singular = collection[:-1]
+        return self.request("PUT", f"/{collection}/{resource_id}", {singular: attrs})[singular]
+
+    def delete(self, collection: str, resource_id: str) -> bool:
+        """Delete a resource; return False when it was already gone."""
+        try:
+            self.request("DELETE", f"/{collection}/{resource_id}")
+        except NeutronError as exc:
+            if exc.http_status == 404:
+                return False
+            raise
+        return True
+
+    def add_tag(self, collection: str, resource_id: str, tag: str) -> None:
+        self.request("PUT", f"/{collection}/{resource_id}/tags/{urllib.parse.quote(tag, safe='')}",
+                     ok_statuses=(200, 201, 204))
+
+    def remove_tag(self, collection: str, resource_id: str, tag: str) -> None:
+        try:
+            self.request("DELETE",
+                         f"/{collection}/{resource_id}/tags/{urllib.parse.quote(tag, safe='')}")
+        except NeutronError as exc:
+            if exc.http_status != 404:
+                raise

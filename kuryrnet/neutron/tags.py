@@ -1,0 +1,46 @@
+"""Neutron tags that link Neutron resources to Docker's ids.
+
+Neutron is kuryrnet's only store: a restarted daemon finds its networks,
+subnets, pools and ports again through these tags. Tags never contain a `/`
+or a `,`, because they travel in URL paths and in comma-separated filters.
+"""
+
+OWNED = "kuryrnet"  # created by kuryrnet, so kuryrnet may delete it
+AUX = "kuryrnet.aux"  # a port that reserves a Docker auxiliary address
+POOL_MEMBER = "kuryrnet.pool-member"  # a ready port in this host's port pool
+DEVICE_OWNER = "kuryr:container"  # device_owner of endpoint ports
+AUX_DEVICE_OWNER = "kuryr:aux"
+POOL_DEVICE_OWNER = "kuryr:pool"
+
+
+def docker_network(network_id: str) -> str:
+    return f"kuryrnet.net.{network_id}"
+
+
+def host(host_id: str) -> str:
+    return f"kuryrnet.host.{host_id}"
+
+
+def reservation(cidr) -> str:
+    """Tag on a subnet pool that reserves `cidr` for a Docker network not created yet."""
+    return "kuryrnet.reserved." + str(cidr).replace("/", "_")
+
+
+def reserved_cidr(tag: str) -> str | None:
+    prefix = "kuryrnet.reserved."
+    if not tag.startswith(prefix):
+        return None
+    return tag[len(prefix):].replace("_", "/")
+
+
+def ip_range(cidr, sub_range) -> str:
+    """Tag on a subnet pool that records the --ip-range given for a reserved `cidr`."""
+    return f"kuryrnet.range.{cidr}.{sub_range}".replace("/", "_")
+
+
+def ip_range_of(tag_list: list[str], cidr) -> str | None:
+    prefix = f"kuryrnet.range.{cidr}.".replace("/", "_")
+    for tag in tag_list:
+        if tag.startswith(prefix):
+            return tag[len(prefix):].replace("_", "/")
+    return None

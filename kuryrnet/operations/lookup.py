@@ -1,0 +1,123 @@
+"""Finding Neutron resources by the Docker ids that tags and PoolIDs carry.
+
+Results are cached because Docker calls come in bursts for the same network;
+every cache entry can be rebuilt from Neutron, so a restarted daemon starts
+with empty caches and loses nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+
+from kuryrnet import errors
+from kuryrnet.neutron import tags
+from kuryrnet.neutron.client import NeutronClient
+from kuryrnet.operations.pool_ids import PoolId
+
+
+class Lookup:
+    def __init__(self, neutron: NeutronClient):
+        self.neutron = neutron
+        self._lock = threading.Lock()
+        self._networks: dict[str, dict] = {}  # Docker network id -> Neutron network
+        self._subnets: dict[str, dict] = {}  # PoolID string -> Neutron subnet
+        self._network_subnets: dict[str, list[dict]] = {}  # Neutron network id -> its subnets
+
+    # -- networks -------------------------------------------------------------
+
+    def find_network(self, docker_network_id: str) -> dict | None:
+        with self._lock:
+            cached = self._networks.get(docker_network_id)
+        if cached is not None:
+            return cached
+        found = self.neutron.list("networks", tags=tags.docker_network(docker_network_id))
+        if not found:
+            return None
+        if len(found) > 1:
+            ids = ", ".join(net["id"] for net in found)
+            raise errors.Conflict(
+                f"Docker network {docker_network_id} is linked to several Neutron networks "
+                f"({ids}); remove the tag {tags.docker_network(docker_network_id)} from all but one")
+        self.remember_network(docker_network_id, found[0])
+        return found[0]
+
+    def network(self, docker_network_id: str) -> dict:
+        network = self.find_network(docker_network_id)
+        if network is None:
+            raise errors.NotFound(
+                f"Docker network {docker_network_id} has no Neutron network tagged "
+                f"{tags.docker_network(docker_network_id)}; recreate the Docker network")
+        return network
+
+    def remember_network(self, docker_network_id: str, network: dict) -> None:
+        with self._lock:
+            self._networks[docker_network_id] = network
+
+    def forget_network(self, docker_network_id: str) -> None:
+        with self._lock:
+            network = self._networks.pop(docker_network_id, None)
+            if network is None:
+                return
+            self._network_subnets.pop(network["id"], None)
+            for key in [k for k, s in self._subnets.items() if s["network_id"] == network["id"]]:
+                del self._subnets[key]
+
+    def subnets_of(self, network: dict) -> list[dict]:
+        return self.subnets_of_network_id(network["id"])
+
+    def subnets_of_network_id(self, network_id: str) -> list[dict]:
+        with self._lock:
+            cached = self._network_subnets.get(network_id)
+        if cached is not None:
+            return cached
+        subnets = self.neutron.list("subnets", network_id=network_id)
+        with self._lock:
+            self._network_subnets[network_id] = subnets
+        return subnets
+
+    def forget_subnets_of(self, network_id: str) -> None:
+        with self._lock:
+            self._network_subnets.pop(network_id, None)
+
+    # -- subnets by PoolID -------------------------------------------------------
+
+    def subnet_for_pool(self, pool_id: PoolId) -> dict | None:
+        key = str(pool_id)
+        with self._lock:
+            cached = self._subnets.get(key)
+        if cached is not None:
+            return cached
+        if pool_id.kind == "subnet":
+            subnet = self.neutron.show("subnets", pool_id.neutron_id)
+        else:
+            found = self.neutron.list("subnets", subnetpool_id=pool_id.neutron_id,
+                                      cidr=str(pool_id.cidr))
+            subnet = found[0] if found else None
+        if subnet is not None:
+            with self._lock:
+                self._subnets[key] = subnet
+        return subnet
+
+    def subnet(self, pool_id: PoolId) -> dict:
+        subnet = self.subnet_for_pool(pool_id)
+        if subnet is None:
+            raise errors.NotFound(
+                f"no Neutron subnet for pool {pool_id} yet: Docker asks for endpoint addresses "
+                f"only after CreateNetwork, which creates it; recreate the Docker network")
+        return subnet
+
+    def forget_subnet(self, pool_id: PoolId) -> None:
+        with self._lock:
+            self._subnets.pop(str(pool_id), None)
+
+    # -- ports ------------------------------------------------------------------
+
+    def port_by_address(self, network_id: str, address) -> dict | None:
+        found = self.neutron.list("ports", network_id=network_id,
+                                  fixed_ips=f"ip_address={ipaddress.ip_address(address)}")
+        return found[0] if found else None
+
+    def port_for_endpoint(self, endpoint_id: str) -> dict | None:
+        found = self.neutron.list("ports", device_id=endpoint_id, device_owner=tags.DEVICE_OWNER)
+        return found[0] if found else None
