@@ -8,6 +8,12 @@ and idempotent, and raise kuryrnet.errors.KuryrnetError subclasses.
 from __future__ import annotations
 
 from kuryrnet import model
+from kuryrnet.operations.endpoints import Endpoints
+from kuryrnet.operations.ipam import Ipam
+from kuryrnet.operations.lookup import Lookup
+from kuryrnet.operations.networks import Networks
+from kuryrnet.operations.ports import PortFactory
+from kuryrnet.operations.security_groups import SecurityGroups
 
 
 class Driver:
@@ -18,49 +24,57 @@ class Driver:
         self.neutron = neutron
         self.bindings = bindings
         self.docker = docker
+        self.lookup = Lookup(neutron)
+        self.security_groups = SecurityGroups(neutron)
+        self.ports = PortFactory(conf, neutron, self.lookup, self.security_groups)
+        self.ipam = Ipam(conf, neutron, self.lookup, self.ports)
+        self.networks = Networks(conf, neutron, self.lookup, self.security_groups, self.ipam)
+        self.endpoints = Endpoints(conf, neutron, self.lookup, self.ports, self.security_groups,
+                                   bindings)
+        self.background = None  # set by extensions such as the port pool
 
     # IPAM driver
 
     def request_pool(self, req: model.RequestPool) -> model.PoolResponse:
-        raise NotImplementedError
+        return self.ipam.request_pool(req)
 
     def release_pool(self, req: model.ReleasePool) -> None:
-        raise NotImplementedError
+        self.ipam.release_pool(req)
 
     def request_address(self, req: model.RequestAddress) -> model.AddressResponse:
-        raise NotImplementedError
+        return self.ipam.request_address(req)
 
     def release_address(self, req: model.ReleaseAddress) -> None:
-        raise NotImplementedError
+        self.ipam.release_address(req)
 
     # Network driver
 
     def create_network(self, req: model.CreateNetwork) -> None:
-        raise NotImplementedError
+        self.networks.create_network(req)
 
     def delete_network(self, req: model.NetworkRef) -> None:
-        raise NotImplementedError
+        self.networks.delete_network(req)
 
     def create_endpoint(self, req: model.CreateEndpoint) -> model.EndpointInterface:
-        raise NotImplementedError
+        return self.endpoints.create_endpoint(req)
 
     def delete_endpoint(self, req: model.EndpointRef) -> None:
-        raise NotImplementedError
+        self.endpoints.delete_endpoint(req)
 
     def endpoint_oper_info(self, req: model.EndpointRef) -> dict:
-        raise NotImplementedError
+        return self.endpoints.endpoint_oper_info(req)
 
     def join(self, req: model.Join) -> model.JoinResponse:
-        raise NotImplementedError
+        return self.endpoints.join(req)
 
     def leave(self, req: model.EndpointRef) -> None:
-        raise NotImplementedError
+        self.endpoints.leave(req)
 
     def program_external_connectivity(self, req: model.ExternalConnectivity) -> None:
-        raise NotImplementedError
+        self.endpoints.program_external_connectivity(req)
 
     def revoke_external_connectivity(self, req: model.EndpointRef) -> None:
-        raise NotImplementedError
+        self.endpoints.revoke_external_connectivity(req)
 
     # Daemon
 
@@ -72,9 +86,14 @@ class Driver:
 
     def status(self) -> dict:
         """Return the daemon's state for `kuryrnet status` (pools, background queue)."""
-        return {}
+        return {"host_id": self.conf.host_id,
+                "neutron_requests": self.neutron.requests_sent,
+                "binding_drivers": sorted(self.bindings)}
 
 
 def build_driver(conf) -> Driver:
     """Build the driver with its Neutron client and binding drivers from the configuration."""
-    raise NotImplementedError
+    from kuryrnet.binding import load_drivers
+    from kuryrnet.neutron.client import NeutronClient
+
+    return Driver(conf, NeutronClient(conf), load_drivers(conf))
