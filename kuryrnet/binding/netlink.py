@@ -157,11 +157,16 @@ def _converge_link(ipr: IPRoute, link: Link, mtu: int, mac_address: str | None =
     LOG.debug("Corrected interface %s: %s", link.name, changes)
 
 
-def ensure_bridge(name: str, mtu: int, alias: str | None = None) -> None:
-    """Create the Linux bridge `name` with `mtu` and bring it up; converge an existing one."""
+def ensure_bridge(name: str, mtu: int, alias: str | None = None) -> bool:
+    """Create the Linux bridge `name` with `mtu` and bring it up; converge an existing one.
+
+    `alias` (IFLA_IFALIAS) is set only when this call creates the bridge, so
+    that it marks the bridges kuryrnet owns. Returns whether this call created it.
+    """
+    created = False
     with _iproute() as ipr:
         if _get_link(ipr, name) is None:
-            _create_bridge(ipr, name)
+            created = _create_bridge(ipr, name)
 
         link = _get_link(ipr, name)
         if link is None:
@@ -172,18 +177,20 @@ def ensure_bridge(name: str, mtu: int, alias: str | None = None) -> None:
                                f"not a Linux bridge")
         # Setting the MTU after creation pins it: the kernel then no longer lowers
         # a bridge's MTU to the smallest MTU of its ports.
-        _converge_link(ipr, link, mtu=mtu, alias=alias)
+        _converge_link(ipr, link, mtu=mtu, alias=alias if created else None)
         _set_up(ipr, link)
+    return created
 
 
-def _create_bridge(ipr: IPRoute, name: str) -> None:
+def _create_bridge(ipr: IPRoute, name: str) -> bool:
     try:
         ipr.link("add", ifname=name, kind="bridge")
     except NetlinkError as exc:
         if exc.code == errno.EEXIST:
-            return
+            return False
         raise BindingError(f"failed to create bridge {name}: {exc}") from exc
     LOG.debug("Created bridge %s", name)
+    return True
 
 
 def set_master(name: str, bridge: str) -> None:

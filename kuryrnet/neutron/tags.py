@@ -44,3 +44,18 @@ def ip_range_of(tag_list: list[str], cidr) -> str | None:
         if tag.startswith(prefix):
             return tag[len(prefix):].replace("_", "/")
     return None
+
+
+def port_pool(enabled: bool, low: int, high: int) -> str:
+    """Tag on a Neutron network that records its port pool settings from `-o kuryrnet.port_pool.*`."""
+    return f"kuryrnet.pool.{'on' if enabled else 'off'}.{low}.{high}"
+
+
+def parse_port_pool(tag: str) -> tuple[bool, int, int] | None:
+    parts = tag.split(".")
+    if len(parts) != 5 or parts[:2] != ["kuryrnet", "pool"] or parts[2] not in ("on", "off"):
+        return None
+    try:
+        return parts[2] == "on", int(parts[3]), int(parts[4])
+    except ValueError:
+        return None

@@ -8,10 +8,12 @@ and idempotent, and raise kuryrnet.errors.KuryrnetError subclasses.
 from __future__ import annotations
 
 from kuryrnet import model
+from kuryrnet.operations.background import Background
 from kuryrnet.operations.endpoints import Endpoints
 from kuryrnet.operations.ipam import Ipam
 from kuryrnet.operations.lookup import Lookup
 from kuryrnet.operations.networks import Networks
+from kuryrnet.operations.pool import PortPool
 from kuryrnet.operations.ports import PortFactory
 from kuryrnet.operations.security_groups import SecurityGroups
 
@@ -31,7 +33,12 @@ class Driver:
         self.networks = Networks(conf, neutron, self.lookup, self.security_groups, self.ipam)
         self.endpoints = Endpoints(conf, neutron, self.lookup, self.ports, self.security_groups,
                                    bindings)
-        self.background = None  # set by extensions such as the port pool
+        self.background = Background()
+        self.pool = PortPool(conf, neutron, self.lookup, self.ports, self.background, docker)
+        self.ports.pool = self.pool
+        self.endpoints.claim = self.pool.claim
+        self.networks.on_created.append(self.pool.network_created)
+        self.networks.on_deleting.append(self.pool.network_deleting)
 
     # IPAM driver
 
@@ -79,16 +86,19 @@ class Driver:
     # Daemon
 
     def start(self) -> None:
-        """Start background work (reconciliation, pool filling); returns at once."""
+        """Start background work (reconciliation, pool recovery); returns at once."""
+        self.background.submit("recover port pools", self.pool.recover)
 
     def stop(self) -> None:
-        """Stop background work."""
+        """Finish queued background work (bounded) and stop."""
+        self.background.stop()
 
     def status(self) -> dict:
         """Return the daemon's state for `kuryrnet status` (pools, background queue)."""
         return {"host_id": self.conf.host_id,
                 "neutron_requests": self.neutron.requests_sent,
-                "binding_drivers": sorted(self.bindings)}
+                "binding_drivers": sorted(self.bindings),
+                "port_pool": self.pool.status()}
 
 
 def build_driver(conf) -> Driver:
@@ -96,4 +106,6 @@ def build_driver(conf) -> Driver:
     from kuryrnet.binding import load_drivers
     from kuryrnet.neutron.client import NeutronClient
 
-    return Driver(conf, NeutronClient(conf), load_drivers(conf))
+    from kuryrnet.docker_engine import DockerEngine
+
+    return Driver(conf, NeutronClient(conf), load_drivers(conf), DockerEngine(conf.docker_url))

@@ -50,6 +50,13 @@ class Lookup:
                 f"{tags.docker_network(docker_network_id)}; recreate the Docker network")
         return network
 
+    def find_network_by_id(self, neutron_network_id: str) -> dict | None:
+        with self._lock:
+            for network in self._networks.values():
+                if network["id"] == neutron_network_id:
+                    return network
+        return self.neutron.show("networks", neutron_network_id)
+
     def remember_network(self, docker_network_id: str, network: dict) -> None:
         with self._lock:
             self._networks[docker_network_id] = network

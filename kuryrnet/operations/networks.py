@@ -58,17 +58,35 @@ class Networks:
             undo.add(f"untag network {network['id']}", self.neutron.remove_tag,
                      "networks", network["id"], docker_tag)
             network.setdefault("tags", []).append(docker_tag)
+            pool_tag = self._port_pool_tag(req.port_pool)
+            if pool_tag is not None:
+                self.neutron.add_tag("networks", network["id"], pool_tag)
+                undo.add(f"untag network {network['id']}", self.neutron.remove_tag,
+                         "networks", network["id"], pool_tag)
+                network["tags"].append(pool_tag)
             LOG.info("attached Docker network %s to existing Neutron network %s",
                      req.network_id, network["id"])
             return network
 
         attrs = {"name": f"kuryrnet-{req.network_id[:12]}", "admin_state_up": True,
                  "tags": [tags.OWNED, docker_tag]}
+        pool_tag = self._port_pool_tag(req.port_pool)
+        if pool_tag is not None:
+            attrs["tags"].append(pool_tag)
         if req.neutron.net_shared is not None:
             attrs["shared"] = req.neutron.net_shared
         network = self.neutron.create("networks", attrs)
         undo.add(f"delete network {network['id']}", self.neutron.delete, "networks", network["id"])
         return network
+
+    def _port_pool_tag(self, options: model.PortPoolOptions) -> str | None:
+        if options == model.PortPoolOptions():
+            return None
+        defaults = self.conf.port_pool
+        enabled = defaults.enabled if options.enabled is None else options.enabled
+        low = defaults.low if options.low is None else options.low
+        high = defaults.high if options.high is None else options.high
+        return tags.port_pool(enabled, low, max(low, high))
 
     def _existing_network(self, options: model.NeutronOptions) -> dict:
         if options.net_uuid:
