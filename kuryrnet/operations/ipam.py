@@ -219,7 +219,7 @@ class Ipam:
         port = self.ports.port_for_address(subnet, req.address, req.mac_address)
         if subnet["ip_version"] == 4 and _has_v6_sibling(self.lookup, subnet):
             with self._pairing_lock:
-                self._awaiting_v6[subnet["network_id"]].append(port["id"])
+                self._awaiting_v6[subnet["network_id"]].append(port)
         address = _address_in(port, subnet)
         return model.AddressResponse(ipaddress.ip_interface(f"{address}/{pool_id.cidr.prefixlen}"))
 
@@ -259,10 +259,10 @@ class Ipam:
         """
         with self._pairing_lock:
             waiting = self._awaiting_v6.get(subnet["network_id"])
-            port_id = waiting.popleft() if waiting else None
-        if port_id is None:
+            port = waiting.popleft() if waiting else None
+        if port is None:
             return None
-        port = self.ports.add_address(port_id, subnet, req.address)
+        port = self.ports.add_address(port, subnet, req.address)
         prefixlen = ipaddress.ip_network(subnet["cidr"]).prefixlen
         return model.AddressResponse(ipaddress.ip_interface(f"{_address_in(port, subnet)}/{prefixlen}"))
 

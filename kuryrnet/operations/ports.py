@@ -81,15 +81,16 @@ class PortFactory:
             f"Neutron port {port['id']} (device {port['device_id'] or 'none'}); choose another "
             f"--ip or remove that port")
 
-    def add_address(self, port_id: str, subnet: dict, address) -> dict:
+    def add_address(self, port: dict, subnet: dict, address) -> dict:
         """Add an address on `subnet` to an existing port (an endpoint's second address family)."""
-        port = self.neutron.show("ports", port_id)
-        if port is None:
-            raise errors.NotFound(f"Neutron port {port_id} vanished before its IPv6 address was added")
         for fixed_ip in port["fixed_ips"]:
             if fixed_ip["subnet_id"] == subnet["id"]:
                 if address is None or ipaddress.ip_address(fixed_ip["ip_address"]) == address:
                     return port
+        port_id = port["id"]
+        port = self.neutron.show("ports", port_id)
+        if port is None:
+            raise errors.NotFound(f"Neutron port {port_id} vanished before its IPv6 address was added")
         new_ip = {"subnet_id": subnet["id"]}
         if address is not None:
             new_ip["ip_address"] = str(address)
