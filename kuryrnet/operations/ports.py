@@ -95,7 +95,8 @@ class PortFactory:
         if address is not None:
             new_ip["ip_address"] = str(address)
         try:
-            port = self.neutron.update("ports", port_id, {"fixed_ips": port["fixed_ips"] + [new_ip]})
+            kept = [ip for ip in port["fixed_ips"] if ip["subnet_id"] != subnet["id"]]
+            port = self.neutron.update("ports", port_id, {"fixed_ips": kept + [new_ip]})
         except NeutronError as exc:
             raise _address_error(exc, subnet, address) from exc
         LOG.info("added %s to port %s", _addresses(port), port_id)
