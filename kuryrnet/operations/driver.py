@@ -88,6 +88,13 @@ class Driver:
     def start(self) -> None:
         """Start background work (reconciliation, pool recovery); returns at once."""
         self.background.submit("recover port pools", self.pool.recover)
+        if self.conf.reconcile_at_start and self.docker is not None:
+            self.background.submit("reconcile leftovers of this host", self._reconcile)
+
+    def _reconcile(self) -> None:
+        from kuryrnet.operations.reconcile import reconcile
+
+        reconcile(self, remove=True)
 
     def stop(self) -> None:
         """Finish queued background work (bounded) and stop."""

@@ -1,0 +1,86 @@
+"""Finding and releasing what crashes left behind on this host.
+
+Compares kuryrnet's Neutron ports and host interfaces for this host with
+Docker's live endpoints. Only resources that carry kuryrnet's tag and this
+host's binding are touched.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from kuryrnet.binding.base import Vif
+from kuryrnet.neutron import tags
+from kuryrnet.operations.pool import POOL_PORT_NAME
+from kuryrnet.operations.ports import PENDING_NAME
+
+LOG = logging.getLogger(__name__)
+
+
+def _age_seconds(port: dict) -> float:
+    created = port.get("created_at")
+    if not created:
+        return float("inf")
+    stamp = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return (datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds()
+
+
+def find_leftovers(driver, live: dict, grace_seconds: float) -> tuple[list[dict], list]:
+    """Return (Neutron ports, (binding driver, host port) pairs) that no live endpoint uses."""
+    ports = driver.neutron.list("ports", tags=tags.OWNED, device_owner=tags.DEVICE_OWNER,
+                                **{"binding:host_id": driver.conf.host_id})
+    stale_ports = []
+    for port in ports:
+        if port["name"] == POOL_PORT_NAME:
+            continue  # the port pool replaces its own leftovers
+        if port["device_id"]:
+            if port["device_id"] not in live:
+                stale_ports.append(port)
+        elif port["name"] == PENDING_NAME and _age_seconds(port) > grace_seconds:
+            if not any(ip["ip_address"] in live for ip in port["fixed_ips"]):
+                stale_ports.append(port)
+
+    stale_host = []
+    seen = set()
+    for binding in driver.bindings.values():
+        if id(binding) in seen:
+            continue
+        seen.add(id(binding))
+        for host_port in binding.list_ports():
+            if host_port.endpoint_id and host_port.endpoint_id not in live:
+                stale_host.append((binding, host_port))
+    return stale_ports, stale_host
+
+
+def reconcile(driver, remove: bool, grace_seconds: float = 60.0) -> list[str]:
+    """Report (and with `remove`, release) leftovers; return one line per leftover."""
+    live = driver.docker.live_endpoints()
+    stale_ports, stale_host = find_leftovers(driver, live, grace_seconds)
+    lines = []
+    for port in stale_ports:
+        addresses = ", ".join(ip["ip_address"] for ip in port["fixed_ips"])
+        lines.append(f"Neutron port {port['id']} ({addresses}) of endpoint "
+                     f"{port['device_id'] or 'none'}: no live Docker endpoint")
+        if remove:
+            driver.neutron.delete("ports", port["id"])
+    for binding, host_port in stale_host:
+        lines.append(f"host interface {host_port.host_ifname} of endpoint {host_port.endpoint_id}: "
+                     f"no live Docker endpoint")
+        if remove:
+            binding.unplug(Vif(port_id=host_port.port_id or "", network_id="",
+                               endpoint_id=host_port.endpoint_id, mac_address="", mtu=0,
+                               vif_type="", host_ifname=host_port.host_ifname))
+    for line in lines:
+        LOG.warning("%s leftover: %s", "released" if remove else "found", line)
+    return lines
+
+
+def run_gc(conf, remove: bool) -> list[str]:
+    """Entry point of `kuryrnet gc`."""
+    from kuryrnet.operations.driver import build_driver
+
+    driver = build_driver(conf)
+    return reconcile(driver, remove)
