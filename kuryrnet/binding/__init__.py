@@ -76,7 +76,7 @@ def _load_driver(conf, name: str, available: dict) -> BindingDriver:
 
 
 def validate_prefixes(conf) -> None:
-    """Check `[binding] veth_prefix` and `container_prefix`; raise BindingError if invalid."""
+    """Check `[binding] veth_prefix` and `container_prefix`, and raise BindingError if one is invalid."""
     prefixes = {"veth_prefix": conf.binding.veth_prefix,
                 "container_prefix": conf.binding.container_prefix}
     for option, prefix in prefixes.items():

@@ -15,8 +15,8 @@ from kuryrnet.errors import BindingError
 LOG = logging.getLogger(__name__)
 
 VIF_TYPE = "bridge"
-# Characters of the Neutron network id in a bridge name, as the Neutron Linux
-# bridge agent names its bridges: "brq" + 11 characters = 14.
+# Characters of the Neutron network id in a bridge name. The Neutron Linux
+# bridge agent names its bridges the same way, "brq" + network_id[0:11].
 NETWORK_ID_CHARACTERS = 11
 
 _BRIDGE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")

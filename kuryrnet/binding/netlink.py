@@ -27,7 +27,7 @@ class Link:
 
     index: int
     name: str
-    kind: str | None  # IFLA_INFO_KIND: "veth", "bridge", ...; None for physical devices
+    kind: str | None  # IFLA_INFO_KIND such as "veth" or "bridge", or None for physical devices
     mac_address: str | None
     mtu: int
     master_index: int | None
@@ -38,8 +38,8 @@ class Link:
 @contextlib.contextmanager
 def _iproute() -> Iterator[IPRoute]:
     # Each call opens its own socket, so that worker threads never share a
-    # pyroute2 IPRoute object (it keeps per-thread event loop state). groups=0
-    # subscribes to no broadcasts, so unread events cannot fill the socket.
+    # pyroute2 IPRoute object, which keeps event loop state per thread. With
+    # groups=0 the socket joins no broadcast group, so unread events cannot fill it.
     try:
         ipr = IPRoute(groups=0)
     except OSError as exc:
@@ -175,8 +175,8 @@ def ensure_bridge(name: str, mtu: int, alias: str | None = None) -> bool:
         if link.kind != "bridge":
             raise BindingError(f"interface {name} exists but is a {link.kind or 'device'}, "
                                f"not a Linux bridge")
-        # Setting the MTU after creation pins it: the kernel then no longer lowers
-        # a bridge's MTU to the smallest MTU of its ports.
+        # Once an MTU is set on a bridge, the kernel stops adjusting the bridge's
+        # MTU to that of its ports (seen on Linux 6.18), so the MTU stays as set.
         _converge_link(ipr, link, mtu=mtu, alias=alias if created else None)
         _set_up(ipr, link)
     return created

@@ -22,7 +22,7 @@ from kuryrnet.binding.base import Vif
 from kuryrnet.binding.linux_bridge import LinuxBridgeDriver, bridge_name
 from kuryrnet.errors import BindingError
 
-# A TCP echo server for one connection; prints "listening" once it accepts.
+# A TCP echo server for one connection. It prints "listening" once it accepts.
 ECHO_SERVER = """
 import socket, sys
 server = socket.socket()
@@ -97,7 +97,7 @@ def move_into_namespace(link: str, namespace: str, address: str) -> None:
 
 
 def tcp_echo(server_namespace: str, server_ip: str, client_namespace: str) -> str:
-    """Send one TCP message from `client_namespace` to an echo server; return the reply."""
+    """Send one TCP message from `client_namespace` to an echo server and return the reply."""
     port = "7777"
     server = subprocess.Popen(
         ["ip", "netns", "exec", server_namespace, sys.executable, "-c", ECHO_SERVER,

@@ -23,7 +23,7 @@ def link_info(name: str) -> dict | None:
 
 @pytest.fixture
 def names():
-    """Yield a factory of unique interface names; delete every such interface afterwards."""
+    """Yield a factory of unique interface names, and delete those interfaces afterwards."""
     created = []
 
     def make(prefix: str = "knt") -> str:
