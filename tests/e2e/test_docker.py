@@ -1,0 +1,208 @@
+"""End-to-end: the real Docker engine drives kuryrnet against the stack's Neutron and OVN."""
+
+import ipaddress
+import json
+
+import pytest
+
+from tests.e2e.conftest import ping
+from tests.stack import unique, wait_for
+
+
+def container_address(docker, name, network, family="IPAddress"):
+    return docker.inspect("container", name)["NetworkSettings"]["Networks"][network][family]
+
+
+def neutron_port_of(neutron, docker, name, network):
+    endpoint = docker.inspect("container", name)["NetworkSettings"]["Networks"][network]["EndpointID"]
+    ports = neutron.list("ports", device_id=endpoint)
+    assert len(ports) == 1, f"endpoint {endpoint} has {len(ports)} Neutron ports"
+    return ports[0]
+
+
+def test_two_containers_ping_through_ovn(docker, neutron):
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.61.0.0/24")
+    first, second = unique("c1"), unique("c2")
+    docker.container(first, "--network", network)
+    docker.container(second, "--network", network)
+
+    ping(docker, first, container_address(docker, second, network))
+
+    for name in (first, second):
+        links = docker.exec(name, "ip", "-o", "link").stdout.splitlines()
+        assert [line.split(":")[1].strip().split("@")[0] for line in links] == ["lo", "eth0"]
+        routes = docker.exec(name, "ip", "route").stdout
+        assert "default via 10.61.0.1 dev eth0" in routes
+        port = wait_for(lambda n=name: (p := neutron_port_of(neutron, docker, n, network))["device_id"] and p,
+                        timeout=20, what=f"the port of {name} to carry its endpoint id")
+        assert port["status"] == "ACTIVE"
+        assert port["fixed_ips"][0]["ip_address"] == container_address(docker, name, network)
+
+
+def test_interface_mtu_is_network_mtu(docker, neutron):
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.62.0.0/24")
+    name = unique("c")
+    docker.container(name, "--network", network)
+    neutron_network = neutron.list("networks", tags=f"kuryrnet.net.{docker.inspect('network', network)['Id']}")[0]
+
+    mtu = int(docker.exec(name, "cat", "/sys/class/net/eth0/mtu").stdout)
+
+    assert mtu == neutron_network["mtu"]
+    assert mtu < 1500
+
+
+def test_fixed_ip_and_mac_are_honoured(docker, neutron):
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.63.0.0/24")
+    name = unique("c")
+    docker.container(name, "--network", network, "--ip", "10.63.0.50", "--mac-address", "02:42:0a:3f:00:32")
+
+    assert "10.63.0.50/24" in docker.exec(name, "ip", "-o", "addr", "show", "eth0").stdout
+    assert "02:42:0a:3f:00:32" in docker.exec(name, "ip", "link", "show", "eth0").stdout
+    port = neutron_port_of(neutron, docker, name, network)
+    assert port["mac_address"] == "02:42:0a:3f:00:32"
+    assert port["fixed_ips"][0]["ip_address"] == "10.63.0.50"
+
+
+def test_fixed_ip_taken_again_after_removal(docker):
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.64.0.0/24")
+    first = unique("c")
+    docker.container(first, "--network", network, "--ip", "10.64.0.9")
+    docker.run("rm", "-f", first)
+    second = unique("c")
+    docker.container(second, "--network", network, "--ip", "10.64.0.9")
+    assert container_address(docker, second, network) == "10.64.0.9"
+
+
+def test_dual_stack_network(docker):
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.65.0.0/24", "--ipv6", "--subnet", "fd65::/64")
+    first, second = unique("c1"), unique("c2")
+    docker.container(first, "--network", network)
+    docker.container(second, "--network", network)
+
+    v6 = container_address(docker, second, network, "GlobalIPv6Address")
+    assert ipaddress.ip_address(v6) in ipaddress.ip_network("fd65::/64")
+    ping(docker, first, container_address(docker, second, network))
+    wait_for(lambda: ping(docker, first, v6, check=False).returncode == 0, timeout=15,
+             what="IPv6 ping between containers")
+
+
+def test_ipv6_only_network(docker):
+    network = unique("kn")
+    docker.network_create(network, "--ipv6", "--subnet", "fd66::/64", "--gateway", "fd66::1")
+    first, second = unique("c1"), unique("c2")
+    docker.container(first, "--network", network)
+    docker.container(second, "--network", network)
+    v6 = container_address(docker, second, network, "GlobalIPv6Address")
+    wait_for(lambda: ping(docker, first, v6, check=False).returncode == 0, timeout=15,
+             what="IPv6 ping between containers")
+
+
+def test_network_without_subnet_gets_fresh_prefix(docker):
+    first, second = unique("kn"), unique("kn")
+    docker.network_create(first)
+    docker.network_create(second)
+    subnets = [docker.inspect("network", n)["IPAM"]["Config"][0]["Subnet"] for n in (first, second)]
+    assert subnets[0] != subnets[1]
+    name = unique("c")
+    docker.container(name, "--network", first)
+    assert ipaddress.ip_address(container_address(docker, name, first)) in ipaddress.ip_network(subnets[0])
+
+
+def test_network_without_gateway_uses_neutron_gateway(docker):
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.67.0.0/24")
+    assert docker.inspect("network", network)["IPAM"]["Config"][0]["Gateway"] == "10.67.0.1"
+
+
+def test_existing_neutron_network_and_subnet(docker, neutron):
+    net = neutron.create("networks", {"name": unique("existing")})
+    try:
+        subnet = neutron.create("subnets", {"network_id": net["id"], "ip_version": 4,
+                                            "cidr": "10.68.0.0/24", "name": unique("existing-sub")})
+        network = unique("kn")
+        docker.network_create(network, "-o", f"neutron.net.uuid={net['id']}",
+                              "--ipam-opt", f"neutron.subnet.uuid={subnet['id']}",
+                              "--subnet", "10.68.0.0/24")
+        first, second = unique("c1"), unique("c2")
+        docker.container(first, "--network", network)
+        docker.container(second, "--network", network)
+        ping(docker, first, container_address(docker, second, network))
+        docker.cleanup()
+        assert neutron.show("networks", net["id"]) is not None
+        assert neutron.show("subnets", subnet["id"]) is not None
+    finally:
+        wait_for(lambda: not neutron.list("ports", network_id=net["id"], tags="kuryrnet"), timeout=30,
+                 what="kuryrnet's ports on the existing network to go")
+        neutron.delete("networks", net["id"])
+
+
+def test_connect_and_disconnect(docker):
+    first_net, second_net = unique("kn"), unique("kn")
+    docker.network_create(first_net, "--subnet", "10.69.0.0/24")
+    docker.network_create(second_net, "--subnet", "10.70.0.0/24")
+    name, peer = unique("c"), unique("peer")
+    docker.container(name, "--network", first_net)
+    docker.container(peer, "--network", second_net)
+
+    docker.run("network", "connect", "--ip", "10.70.0.200", second_net, name)
+    assert "10.70.0.200" in docker.exec(name, "ip", "-o", "addr").stdout
+    ping(docker, name, container_address(docker, peer, second_net))
+
+    docker.run("network", "disconnect", second_net, name)
+    assert "10.70.0.200" not in docker.exec(name, "ip", "-o", "addr").stdout
+
+
+def test_exposed_port_reachable_across_router(docker, neutron):
+    first_net, second_net = unique("kn"), unique("kn")
+    docker.network_create(first_net, "--subnet", "10.71.0.0/24")
+    docker.network_create(second_net, "--subnet", "10.72.0.0/24")
+    router = neutron.create("routers", {"name": unique("kuryrnet-test-router")})
+    attached = []
+    try:
+        for net in (first_net, second_net):
+            docker_id = docker.inspect("network", net)["Id"]
+            subnet = neutron.list("subnets", tags=f"kuryrnet.net.{docker_id}")[0]
+            neutron.request("PUT", f"/routers/{router['id']}/add_router_interface",
+                            {"subnet_id": subnet["id"]})
+            attached.append(subnet["id"])
+        server, client = unique("server"), unique("client")
+        docker.container(server, "--network", first_net, "--expose", "8080",
+                         command=("sh", "-c", "httpd -p 8080 -h /; nc -lk -p 9090 -e echo x"))
+        docker.container(client, "--network", second_net)
+        address = container_address(docker, server, first_net)
+
+        wait_for(lambda: docker.exec(client, "wget", "-q", "-T", "3", "-O", "-", f"http://{address}:8080/",
+                                     check=False).returncode in (0, 1)
+                 and "timed out" not in docker.exec(client, "wget", "-q", "-T", "3", "-O", "/dev/null",
+                                                    f"http://{address}:8080/", check=False).stderr,
+                 timeout=20, what="the exposed port to answer across the router")
+        closed = docker.exec(client, "nc", "-w", "3", address, "9090", check=False)
+        assert closed.returncode != 0
+    finally:
+        docker.cleanup()
+        for subnet_id in attached:
+            neutron.request("PUT", f"/routers/{router['id']}/remove_router_interface",
+                            {"subnet_id": subnet_id})
+        neutron.delete("routers", router["id"])
+
+
+def test_daemon_restart_between_create_and_run(docker, daemon):
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.73.0.0/24")
+    daemon.stop()
+    daemon.start()
+    first, second = unique("c1"), unique("c2")
+    docker.container(first, "--network", network)
+    docker.container(second, "--network", network)
+    ping(docker, first, container_address(docker, second, network))
+
+
+def test_status_reports_port_pool(daemon):
+    status = daemon.status()
+    assert "port_pool" in status
+    json.dumps(status)
