@@ -79,7 +79,7 @@ class OvsDriver(BindingDriver):
         return ovs_veth
 
     def unplug(self, vif: Vif) -> None:
-        # Both layouts are removed whatever vif_details says now, so that an
+        # Both layouts are removed whatever vif_details contains now, so that an
         # endpoint plugged under other details is still cleaned up.
         host, _ = veth_names(self.conf, vif)
         linux_bridge, bridge_veth, ovs_veth = hybrid_names(vif.endpoint_id)
@@ -142,6 +142,6 @@ class OvsDriver(BindingDriver):
 
 
 def uses_hybrid_plug(vif: Vif) -> bool:
-    """Return whether `vif_details` asks for a per-port Linux bridge between veth and OVS."""
+    """Return whether `vif_details` requests a per-port Linux bridge between veth and OVS."""
     value = vif.vif_details.get("ovs_hybrid_plug", False)
     return value is True or str(value).lower() == "true"

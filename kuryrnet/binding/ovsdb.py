@@ -21,8 +21,8 @@ from kuryrnet.errors import BindingError
 LOG = logging.getLogger(__name__)
 
 SCHEMA = "Open_vSwitch"
-# Only the tables these helpers read or write are monitored; the Open_vSwitch
-# table is needed by ovsdbapp to wait until ovs-vswitchd applied a change.
+# Only the tables these helpers read or write are monitored. ovsdbapp reads the
+# Open_vSwitch table to wait until ovs-vswitchd applied a change.
 MONITORED_TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface")
 # Seconds a transaction may wait for the connection thread and ovs-vswitchd.
 TRANSACTION_TIMEOUT = 10.0
@@ -68,7 +68,7 @@ class _EnsurePortCommand(command.BaseCommand):
     """Put port `port` with one Interface of the same name on `bridge`, with `external_ids`.
 
     A port that exists keeps its rows, so a replug does not renumber its
-    OpenFlow port; only its bridge and Interface external_ids are corrected.
+    OpenFlow port. Only its bridge and Interface external_ids are corrected.
     """
 
     def __init__(self, api, bridge: str, port: str, external_ids: dict[str, str]):
@@ -127,7 +127,7 @@ class OvsdbClient:
         """Add `port` to `bridge` with its Interface external_ids, or correct the existing port.
 
         The Port and Interface rows and the external_ids are written in one
-        transaction, so ovn-controller never sees the interface without its
+        transaction, so ovn-controller never reads the interface without its
         iface-id and a failure never leaves a half-created port behind.
         """
         try:
@@ -139,7 +139,7 @@ class OvsdbClient:
             raise BindingError(f"failed to add port {port} to OVS bridge {bridge}: {exc}") from exc
 
     def delete_ports(self, ports: list[str]) -> None:
-        """Delete the named ports and their Interfaces in one transaction; absent ports are skipped."""
+        """Delete the named ports and their Interfaces in one transaction, skipping absent ports."""
         try:
             with self.api.transaction(check_error=True) as txn:
                 for port in ports:
@@ -224,6 +224,6 @@ def _connect(remote: str) -> OvsdbClient:
         api_class = type("OvsdbApi", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
         api = api_class(ovsdb_connection)
     except Exception as exc:
-        raise BindingError(f"failed to connect to OVSDB at {remote}: {exc}; check that "
+        raise BindingError(f"failed to connect to OVSDB at {remote}: {exc}. Check that "
                            f"ovsdb-server runs and [binding] ovsdb_connection") from exc
     return OvsdbClient(remote, api, idl)
