@@ -30,7 +30,10 @@ unit: venv
 	$(PYTEST) -q tests/unit
 
 test: stack-up
-	$(PYTEST) -q -ra tests/unit tests/integration tests/e2e
+	KURYRNET_REQUIRE_STACK=1 $(PYTEST) -q -ra tests/unit tests/integration tests/e2e
+
+demo: stack-up
+	scripts/demo
 
 sample-config: venv
 	$(VENV)/bin/oslo-config-generator --namespace kuryrnet --output-file etc/kuryr.conf.sample
