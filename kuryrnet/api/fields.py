@@ -197,8 +197,8 @@ def _check_ip_text(text: str, field: str, value: Any, expected: str) -> None:
 
 def parse_ip_network(value: Any, field: str, *, version: int | None = None) -> model.IPNetwork | None:
     """Parse a CIDR such as "10.0.0.0/24" with no host bits set; "" and null give None."""
-    family = f"IPv{version} " if version else ""
-    expected = f"an {family}CIDR such as {_example_network(version)} with no host bits set"
+    article = f"an IPv{version}" if version else "a"
+    expected = f"{article} CIDR such as {_example_network(version)} with no host bits set"
     text = parse_string(value, field)
     if not text:
         return None
@@ -259,9 +259,8 @@ def _example_address(version: int | None) -> str:
     return "fd00::5" if version == 6 else "10.0.0.5"
 
 
-def check_mac_bytes(mac: bytes, field: str, value: Any) -> str:
+def check_mac_bytes(mac: bytes, field: str, value: Any, expected: str) -> str:
     """Return the six bytes of a unicast MAC as "aa:bb:cc:dd:ee:ff"."""
-    expected = "a unicast MAC address such as 02:42:0a:00:00:05"
     if len(mac) != 6 or mac[0] & 1 or not any(mac):
         raise invalid(field, value, expected)
     return ":".join(f"{byte:02x}" for byte in mac)
@@ -273,12 +272,13 @@ def parse_mac_address(value: Any, field: str) -> str | None:
     Multicast and all-zero MACs are rejected because Neutron rejects them
     as port addresses.
     """
+    expected = "a unicast MAC address such as 02:42:0a:00:00:05"
     text = parse_string(value, field)
     if not text:
         return None
     if not MAC_PATTERN.fullmatch(text):
-        raise invalid(field, value, "a unicast MAC address such as 02:42:0a:00:00:05")
-    return check_mac_bytes(bytes.fromhex(text.replace(":", "")), field, value)
+        raise invalid(field, value, expected)
+    return check_mac_bytes(bytes.fromhex(text.replace(":", "")), field, value, expected)
 
 
 def parse_sandbox_key(value: Any, field: str) -> str:

@@ -157,7 +157,7 @@ def parse_mac_option(value: Any, field: str) -> str | None:
         raise fields.invalid(field, value, expected) from None
     if len(mac) != 6:
         raise fields.invalid(field, value, expected)
-    return fields.check_mac_bytes(mac, field, value)
+    return fields.check_mac_bytes(mac, field, value, expected)
 
 
 def address_kind(options: dict[str, str]) -> model.AddressKind:
