@@ -23,6 +23,7 @@ ENDPOINT_ID = "fe241c033d6af9ff1b4a9ccf87ff53030496b940e8823fdf390a17645ce53f4c"
 NET_UUID = "3f1e9c2a-5b7d-4e8f-9a0b-1c2d3e4f5a6b"
 
 FAKE_MAC = "fa:16:3e:00:00:01"
+SLEEP_OPTION = "test.sleep_seconds"
 FAKE_HOST_IFNAME = "tap8d5623916b"
 
 LOG = logging.getLogger("fake-driver")
@@ -95,9 +96,14 @@ class FakeDriver:
     # Network driver
 
     def create_network(self, req: model.CreateNetwork) -> None:
+        """Record the call; the -o option test.sleep_seconds=S makes it take S seconds."""
         self._record("create_network", req)
-        if "sleep" in req.generic_options:
-            time.sleep(float(req.generic_options["sleep"]))
+        try:
+            seconds = float(req.generic_options.get(SLEEP_OPTION, "0"))
+        except ValueError:
+            seconds = 0
+        if 0 < seconds <= 60:
+            time.sleep(seconds)
 
     def delete_network(self, req: model.NetworkRef) -> None:
         self._record("delete_network", req)
