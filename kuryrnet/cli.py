@@ -69,6 +69,18 @@ def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
     return config.load(argv, config_files=default_files)
 
 
+def check_config_values(conf: cfg.ConfigOpts) -> None:
+    """Read every registered option once, because oslo.config checks a value only when it is read.
+
+    Raises cfg.Error naming the option with an invalid value.
+    """
+    for name in conf:
+        value = conf[name]
+        if isinstance(value, cfg.ConfigOpts.GroupAttr):
+            for option_name in value:
+                value[option_name]
+
+
 def setup_logging(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=LOG_FORMAT,
                         stream=sys.stderr, force=True)
@@ -151,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.debug)
     try:
         conf = load_config(args)
+        check_config_values(conf)
     except cfg.Error as exc:
         print(f"kuryrnet: invalid configuration: {exc}", file=sys.stderr)
         return 2

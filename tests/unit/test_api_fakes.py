@@ -10,13 +10,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import pathlib
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 from kuryrnet import config, model
 
-FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures" / "docker-20.10-requests"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "docker-20.10-requests"
+FAKES_SCRIPT = Path(__file__).resolve()
 
 NETWORK_ID = "8d5623916b7d1a9711f6c95096ee153bf63ef8376283209104d1b306abfaeec8"
 ENDPOINT_ID = "fe241c033d6af9ff1b4a9ccf87ff53030496b940e8823fdf390a17645ce53f4c"
@@ -153,9 +156,48 @@ class FakeDriver:
         return {"driver": "fake", "calls": len(self.calls)}
 
 
-def _serve_with_fake_driver() -> int:
-    import sys
+class ServeProcess:
+    """`kuryrnet serve` with the fake driver, in a subprocess; `extra_config` is appended to its file."""
 
+    def __init__(self, directory: Path, name: str, listen_address: str = "127.0.0.1:0",
+                 extra_config: str = ""):
+        self.socket_path = directory / "run" / "kuryr.sock"
+        self.spec_path = directory / "plugins" / "kuryr.json"
+        self.log_path = directory / f"{name}.log"
+        config_path = directory / f"{name}.conf"
+        config_path.write_text(
+            "[DEFAULT]\n"
+            f"socket_path = {self.socket_path}\n"
+            f"listen_address = {listen_address}\n"
+            f"spec_file = {self.spec_path}\n"
+            f"{extra_config}")
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, str(FAKES_SCRIPT), "serve", "--config-file", str(config_path)],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=str(directory))
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"kuryrnet serve exited early:\n{self.output()}")
+            if "kuryrnet is ready" in self.output():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"kuryrnet serve did not become ready:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Kill the process by its PID if a test left it running."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.log.close()
+
+
+def _serve_with_fake_driver() -> int:
     from kuryrnet import cli
     from kuryrnet.operations import driver as driver_module
 
