@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_options = argparse.ArgumentParser(add_help=False)
     config_options.add_argument(
         "--config-file", action="append", default=[], metavar="PATH",
-        help=f"configuration file to read; repeat to read several, later ones override "
-             f"earlier ones (default: {config.DEFAULT_CONFIG_FILE} when it exists)")
+        help=f"configuration file to read. Repeat the option to read several files, where "
+             f"later files override earlier ones (default: {config.DEFAULT_CONFIG_FILE} when "
+             f"it exists)")
     config_options.add_argument(
         "--config-dir", action="append", default=[], metavar="DIR",
         help="directory whose *.conf files are read after the configuration files")
@@ -84,8 +85,8 @@ def check_config_values(conf: cfg.ConfigOpts) -> None:
 def setup_logging(debug: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=LOG_FORMAT,
                         stream=sys.stderr, force=True)
-    # Each call is logged once by kuryrnet.api.handlers; aiohttp's access
-    # log is off and its other loggers stay quiet unless debugging.
+    # kuryrnet.api.handlers logs each call once, so aiohttp's access log is
+    # off, and its other loggers stay quiet unless debugging.
     if not debug:
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
@@ -118,11 +119,11 @@ async def fetch_status(socket_path: str) -> dict:
     timeout = aiohttp.ClientTimeout(total=STATUS_TIMEOUT)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         async with session.get(f"http://kuryrnet{STATUS_PATH}") as response:
-            answer = await response.json(content_type=None)
+            payload = await response.json(content_type=None)
             if response.status != 200:
-                message = answer.get("Err") if isinstance(answer, dict) else answer
+                message = payload.get("Err") if isinstance(payload, dict) else payload
                 raise RuntimeError(f"HTTP {response.status}: {message}")
-            return answer
+            return payload
 
 
 def status(conf: cfg.ConfigOpts) -> int:

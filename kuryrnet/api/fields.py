@@ -71,7 +71,7 @@ def show(value: Any) -> str:
 
 
 def invalid(field: str, value: Any, expected: str) -> InvalidRequest:
-    """Build the error for `field` holding `value` where `expected` was needed."""
+    """Build the InvalidRequest for `field` containing `value` when `expected` was required."""
     if value is MISSING or value is None:
         return InvalidRequest(f"missing {field}: expected {expected}")
     return InvalidRequest(f"invalid {field} {show(value)}: expected {expected}")
@@ -102,7 +102,7 @@ def json_type_name(value: Any) -> str:
 
 
 def parse_object(value: Any, field: str) -> dict:
-    """Parse a JSON object; null and missing give an empty dict."""
+    """Parse a JSON object. Null and missing give an empty dict."""
     if value is MISSING or value is None:
         return {}
     if not isinstance(value, dict):
@@ -112,7 +112,7 @@ def parse_object(value: Any, field: str) -> dict:
 
 
 def parse_array(value: Any, field: str) -> list:
-    """Parse a JSON array; null and missing give an empty list."""
+    """Parse a JSON array. Null and missing give an empty list."""
     if value is MISSING or value is None:
         return []
     if not isinstance(value, list):
@@ -122,7 +122,7 @@ def parse_array(value: Any, field: str) -> list:
 
 
 def parse_string(value: Any, field: str) -> str:
-    """Parse a JSON string; null and missing give ""."""
+    """Parse a JSON string. Null and missing give ""."""
     if value is MISSING or value is None:
         return ""
     if not isinstance(value, str):
@@ -132,7 +132,7 @@ def parse_string(value: Any, field: str) -> str:
 
 
 def parse_bool(value: Any, field: str) -> bool:
-    """Parse a JSON boolean; null and missing give False.
+    """Parse a JSON boolean. Null and missing give False.
 
     The strings "true" and "false" are accepted too, because option maps that
     pass through swarm carry their values as strings.
@@ -148,7 +148,7 @@ def parse_bool(value: Any, field: str) -> bool:
 
 
 def parse_int(value: Any, field: str, minimum: int, maximum: int) -> int:
-    """Parse a JSON integer between minimum and maximum; booleans and fractions are rejected."""
+    """Parse a JSON integer between minimum and maximum, rejecting booleans and fractions."""
     expected = f"an integer between {minimum} and {maximum}"
     if value is MISSING or value is None:
         raise invalid(field, value, expected)
@@ -179,7 +179,7 @@ def parse_pool_id(value: Any, field: str) -> str:
 
 
 def parse_address_space(value: Any, field: str) -> str:
-    """Parse an IPAM address space name; it may be empty."""
+    """Parse an IPAM address space name, which may be empty."""
     text = parse_string(value, field)
     if len(text) > MAX_NEUTRON_NAME_CHARS or not text.isprintable():
         raise invalid(field, value,
@@ -196,7 +196,7 @@ def _check_ip_text(text: str, field: str, value: Any, expected: str) -> None:
 
 
 def parse_ip_network(value: Any, field: str, *, version: int | None = None) -> model.IPNetwork | None:
-    """Parse a CIDR such as "10.0.0.0/24" with no host bits set; "" and null give None."""
+    """Parse a CIDR such as "10.0.0.0/24" with no host bits set. "" and null give None."""
     article = f"an IPv{version}" if version else "a"
     expected = f"{article} CIDR such as {_example_network(version)} with no host bits set"
     text = parse_string(value, field)
@@ -215,7 +215,7 @@ def parse_ip_network(value: Any, field: str, *, version: int | None = None) -> m
 
 
 def parse_ip_address(value: Any, field: str, *, version: int | None = None) -> model.IPAddress | None:
-    """Parse a plain IP address such as "10.0.0.5"; "" and null give None."""
+    """Parse a plain IP address such as "10.0.0.5". "" and null give None."""
     family = f"IPv{version} " if version else ""
     expected = f"an {family}address such as {_example_address(version)} without a prefix length"
     text = parse_string(value, field)
@@ -232,7 +232,7 @@ def parse_ip_address(value: Any, field: str, *, version: int | None = None) -> m
 
 
 def parse_ip_interface(value: Any, field: str, *, version: int | None = None) -> model.IPInterface | None:
-    """Parse an address with its prefix length such as "10.0.0.5/24"; "" and null give None."""
+    """Parse an address with its prefix length such as "10.0.0.5/24". "" and null give None."""
     family = f"IPv{version} " if version else ""
     expected = (f"an {family}address with a prefix length such as "
                 f"{_example_address(version)}/{64 if version == 6 else 24}")
@@ -267,7 +267,7 @@ def check_mac_bytes(mac: bytes, field: str, value: Any, expected: str) -> str:
 
 
 def parse_mac_address(value: Any, field: str) -> str | None:
-    """Parse a MAC in colon form, returned lowercase; "" and null give None.
+    """Parse a MAC in colon form, returned lowercase. "" and null give None.
 
     Multicast and all-zero MACs are rejected because Neutron rejects them
     as port addresses.
@@ -295,7 +295,7 @@ def parse_sandbox_key(value: Any, field: str) -> str:
 
 
 def parse_string_map(value: Any, field: str) -> dict[str, str]:
-    """Parse a JSON object whose values are all strings; null and missing give {}."""
+    """Parse a JSON object whose values are all strings. Null and missing give {}."""
     obj = parse_object(value, field)
     for key, item in obj.items():
         if not isinstance(item, str):

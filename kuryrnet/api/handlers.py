@@ -30,7 +30,7 @@ STATUS_PATH = "/kuryrnet/status"
 LOCAL_ADDRESS_SPACE = "local"
 GLOBAL_ADDRESS_SPACE = "global"
 
-# Exception messages in 500 answers are cut to this many characters.
+# Exception messages in 500 responses are cut to this many characters.
 MAX_INTERNAL_MESSAGE_CHARS = 1000
 
 API_KEY = web.AppKey("plugin_api", object)
@@ -43,7 +43,7 @@ class Call:
     name: str
     # None for the calls without arguments, whose body is ignored.
     parse: Callable[[Any], Any] | None
-    # None for the calls answered without the driver.
+    # None for the calls that need no driver method.
     driver_method: str | None
     # Takes the driver's result and the parsed request.
     encode: Callable[[Any, Any], dict]
@@ -69,8 +69,8 @@ class PluginApi:
         address_spaces = {"LocalDefaultAddressSpace": LOCAL_ADDRESS_SPACE,
                           "GlobalDefaultAddressSpace": GLOBAL_ADDRESS_SPACE}
 
-        def constant(answer: dict) -> Callable[[Any, Any], dict]:
-            return lambda result, request: answer
+        def constant(payload: dict) -> Callable[[Any, Any], dict]:
+            return lambda result, request: payload
 
         def result_only(encode: Callable[[Any], dict]) -> Callable[[Any, Any], dict]:
             return lambda result, request: encode(result)
@@ -125,9 +125,9 @@ class PluginApi:
         return await loop.run_in_executor(self.executor, functools.partial(function, *args))
 
     async def dispatch(self, name: str, body: bytes) -> tuple[int, dict]:
-        """Run the call `name` with a raw request body; return the HTTP status and the JSON answer.
+        """Run the call `name` on a raw request body and return the HTTP status and the JSON response.
 
-        Raises nothing: every error becomes a status and an {"Err": ...} answer.
+        Raises nothing, because every error becomes a status and an {"Err": ...} response.
         """
         call = self.calls[name]
         started = time.monotonic()
@@ -141,13 +141,13 @@ class PluginApi:
             if call.driver_method is not None:
                 result = await self.run_in_worker(getattr(self.driver, call.driver_method),
                                                   request)
-            status, answer = 200, call.encode(result, request)
+            status, payload = 200, call.encode(result, request)
         except KuryrnetError as exc:
-            status, answer = exc.status, {"Err": exc.message}
-        except Exception as exc:  # noqa: BLE001 - any failure must reach Docker as an answer
+            status, payload = exc.status, {"Err": exc.message}
+        except Exception as exc:  # noqa: BLE001 - every failure must reach Docker as a response
             message = str(exc)[:MAX_INTERNAL_MESSAGE_CHARS]
             status = 500
-            answer = {"Err": f"internal error in {name}: {type(exc).__name__}: {message}"}
+            payload = {"Err": f"internal error in {name}: {type(exc).__name__}: {message}"}
             LOG.exception("%s %s: internal error", name, describe_ids(request, decoded))
         finally:
             self.in_flight -= 1
@@ -159,16 +159,16 @@ class PluginApi:
         else:
             level = logging.WARNING if status < 500 else logging.ERROR
             LOG.log(level, "%s %s: %d in %.1f ms: %s", name, ids, status, elapsed_ms,
-                    answer["Err"])
-        return status, answer
+                    payload["Err"])
+        return status, payload
 
     async def handle_call(self, request: web.Request) -> web.Response:
         name = request.path[1:]  # the routes are exactly "/" + call name
         body = await self._read_body(name, request)
         if isinstance(body, web.Response):
             return body
-        status, answer = await self.dispatch(name, body)
-        return plugin_response(status, answer)
+        status, payload = await self.dispatch(name, body)
+        return plugin_response(status, payload)
 
     async def _read_body(self, name: str, request: web.Request) -> bytes | web.Response:
         too_large = (f"request body of {name} is larger than max_request_bytes "
@@ -186,14 +186,14 @@ class PluginApi:
         """Return the daemon's state for `kuryrnet status`."""
         try:
             state = await self.run_in_worker(self.driver.status)
-        except Exception as exc:  # noqa: BLE001 - the status page reports any failure
+        except Exception as exc:  # noqa: BLE001 - the status route reports every failure
             LOG.exception("status: the driver failed to report its state")
             return plugin_response(500, {"Err": f"status failed: {type(exc).__name__}: {exc}"},
                                    content_type="application/json")
         return plugin_response(200, state, content_type="application/json")
 
     def close(self) -> None:
-        """Stop the worker threads; calls still running finish in the background."""
+        """Stop the worker threads. Calls still running finish in the background."""
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -218,16 +218,16 @@ def describe_ids(request: Any, decoded: Any) -> str:
     return " ".join(parts) if parts else "-"
 
 
-def plugin_response(status: int, answer: dict, content_type: str = PLUGIN_CONTENT_TYPE) -> web.Response:
+def plugin_response(status: int, payload: dict, content_type: str = PLUGIN_CONTENT_TYPE) -> web.Response:
     # default=str: EndpointOperInfo's Value is free-form and may hold
     # addresses or other objects with a natural string form.
-    body = json.dumps(answer, default=str)
+    body = json.dumps(payload, default=str)
     return web.Response(status=status, text=body, content_type=content_type)
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """Turn aiohttp's own errors (unknown path, wrong method) into {"Err": ...} answers."""
+    """Turn aiohttp's own errors (unknown path, wrong method) into {"Err": ...} responses."""
     try:
         return await handler(request)
     except web.HTTPException as exc:

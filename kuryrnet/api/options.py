@@ -43,8 +43,8 @@ PORT_POOL_ENABLED = "kuryrnet.port_pool.enabled"
 PORT_POOL_LOW = "kuryrnet.port_pool.low"
 PORT_POOL_HIGH = "kuryrnet.port_pool.high"
 PORT_POOL_KEYS = (PORT_POOL_ENABLED, PORT_POOL_LOW, PORT_POOL_HIGH)
-# NOTE: a bound against typing mistakes, not a measured capacity: each
-# ready port is a Neutron port held by this host.
+# NOTE: this bound catches typing mistakes and is not a measured capacity.
+# Each ready port is a Neutron port that this host keeps.
 MAX_PORT_POOL_SIZE = 1000
 
 # Keys that Docker puts into endpoint and RequestAddress options.
@@ -58,7 +58,7 @@ PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
 
 
 def split_neutron_options(options: dict[str, str], kind: str) -> tuple[model.NeutronOptions, dict[str, str]]:
-    """Parse the neutron.* keys of a string map; return them and the remaining keys.
+    """Parse the neutron.* keys of a string map and return them with the remaining keys.
 
     Raises InvalidRequest for an unknown neutron.* key, listing the valid ones.
     """
@@ -83,7 +83,7 @@ def split_neutron_options(options: dict[str, str], kind: str) -> tuple[model.Neu
 
 
 def split_port_pool_options(options: dict[str, str], kind: str) -> tuple[model.PortPoolOptions, dict[str, str]]:
-    """Parse the kuryrnet.* keys of a string map; return them and the remaining keys.
+    """Parse the kuryrnet.* keys of a string map and return them with the remaining keys.
 
     Raises InvalidRequest for an unknown kuryrnet.* key and when low exceeds high.
     """
@@ -161,7 +161,7 @@ def parse_mac_option(value: Any, field: str) -> str | None:
 
 
 def address_kind(options: dict[str, str]) -> model.AddressKind:
-    """Return whether a RequestAddress asks for the gateway or for an endpoint address."""
+    """Return whether a RequestAddress requests the gateway or an endpoint address."""
     if options.get(REQUEST_ADDRESS_TYPE_KEY) == GATEWAY_ADDRESS_TYPE:
         return model.AddressKind.GATEWAY
     return model.AddressKind.ENDPOINT

@@ -22,10 +22,10 @@ def encode_address(result: model.AddressResponse) -> dict:
 
 def encode_endpoint_interface(result: model.EndpointInterface | None,
                               request: model.CreateEndpoint) -> dict:
-    """Encode CreateEndpoint's answer with only the fields Docker left empty.
+    """Encode CreateEndpoint's response with only the fields Docker left empty.
 
-    Docker fails the call when the answer sets a field it had set itself, so
-    such a field is left out and logged when the driver's value differs.
+    Docker fails the call when the response sets a field it had set itself,
+    so such a field is left out, and logged when the driver's value differs.
     """
     if result is None:
         return {}
@@ -34,13 +34,13 @@ def encode_endpoint_interface(result: model.EndpointInterface | None,
         "Address": str(request.address) if request.address else None,
         "AddressIPv6": str(request.address_ipv6) if request.address_ipv6 else None,
     }
-    answer = {
+    returned = {
         "MacAddress": result.mac_address,
         "Address": result.address,
         "AddressIPv6": result.address_ipv6,
     }
     interface = {}
-    for key, value in answer.items():
+    for key, value in returned.items():
         if not value:
             continue
         if sent_by_docker[key] is not None:

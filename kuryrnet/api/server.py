@@ -31,7 +31,7 @@ SOCKET_MODE = 0o660
 # default timeout of Docker's plugin client for managed plugins is 30 s too.
 SHUTDOWN_TIMEOUT = 30.0
 DRIVER_STOP_TIMEOUT = 30.0
-# Seconds to wait for an answer when checking whether a socket is in use.
+# Seconds to wait for a connection when checking whether a socket is in use.
 PROBE_TIMEOUT = 2.0
 
 
@@ -59,8 +59,8 @@ def parse_listen_address(text: str) -> TcpAddress:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise StartupError(f"invalid listen_address {text!r}: put an IPv6 host in brackets; "
-                           f"expected {expected}")
+        raise StartupError(f"invalid listen_address {text!r}: expected {expected}. Put an IPv6 "
+                           f"host in brackets.")
     port = int(port_text)
     if port > 65535:
         raise StartupError(f"invalid listen_address {text!r}: expected {expected}")
@@ -94,11 +94,11 @@ def build_ssl_context(conf) -> ssl.SSLContext | None:
     cert_file, key_file, ca_file = conf.tls_cert_file, conf.tls_key_file, conf.tls_ca_file
     if not cert_file and not key_file:
         if ca_file:
-            raise StartupError("tls_ca_file is set without tls_cert_file and tls_key_file; "
-                               "set all three to require client certificates")
+            raise StartupError("tls_ca_file is set without tls_cert_file and tls_key_file. Set all "
+                               "three to require client certificates")
         return None
     if not cert_file or not key_file:
-        raise StartupError("TLS needs both tls_cert_file and tls_key_file; only one is set")
+        raise StartupError("TLS needs both tls_cert_file and tls_key_file, but only one is set")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert_file, key_file)
@@ -121,18 +121,18 @@ def resolve_group(name: str) -> int:
     except KeyError:
         if name.isdigit():
             return int(name)
-        raise StartupError(f"socket_group {name!r} does not exist; create it or set "
+        raise StartupError(f"socket_group {name!r} does not exist. Create it or set "
                            f"socket_group to an existing group") from None
 
 
 def claim_socket_path(path: str) -> None:
-    """Remove a stale socket file at `path`; fail when a process still serves on it."""
+    """Remove a stale socket file at `path`, or raise StartupError when a process still serves on it."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
-        raise StartupError(f"{path} exists and is not a socket; remove it or change socket_path")
+        raise StartupError(f"{path} exists and is not a socket. Remove it or change socket_path")
 
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(PROBE_TIMEOUT)
@@ -149,7 +149,7 @@ def claim_socket_path(path: str) -> None:
         raise StartupError(f"cannot check whether {path} is in use: {exc}") from None
     finally:
         probe.close()
-    raise StartupError(f"another kuryrnet is serving on {path}; stop it first or change "
+    raise StartupError(f"another kuryrnet is serving on {path}. Stop it first or change "
                        f"socket_path")
 
 
@@ -199,7 +199,7 @@ def spec_address(address: TcpAddress, bound_port: int) -> TcpAddress:
 
 
 def spec_content(conf, address: TcpAddress) -> str:
-    """Return the text of the spec file that tells Docker where the TCP listener is.
+    """Return the text of the spec file, which gives Docker the address of the TCP listener.
 
     A `.spec` file holds only a URL, so it cannot describe TLS. In the
     `.json` form, Docker verifies the server with tls_ca_file and, because
@@ -211,7 +211,7 @@ def spec_content(conf, address: TcpAddress) -> str:
     if path.endswith(".spec"):
         if tls:
             raise StartupError(f"spec_file {path} is a .spec file, which cannot carry TLS "
-                               f"settings; use a .json spec file with TLS")
+                               f"settings. Use a .json spec file with TLS")
         return address.url() + "\n"
     if not path.endswith(".json"):
         raise StartupError(f"spec_file {path} must end in .json or .spec, the forms Docker reads")
@@ -258,7 +258,7 @@ class Server:
         """Open the listeners, write the spec file, then start the driver's background work."""
         conf = self.conf
         if not conf.socket_path and not conf.listen_address:
-            raise StartupError("socket_path and listen_address are both empty; set at least one")
+            raise StartupError("socket_path and listen_address are both empty. Set at least one")
 
         tcp_plan = self._plan_tcp() if conf.listen_address else None
         try:
@@ -344,7 +344,7 @@ class Server:
             self.unix_path = None
 
     def _remove_own_socket(self) -> None:
-        # Another daemon may have replaced the file since; leave that one alone.
+        # Another daemon may have replaced the file since, and its socket must stay.
         try:
             if os.stat(self.unix_path).st_ino == self._unix_inode:
                 os.unlink(self.unix_path)
@@ -388,5 +388,5 @@ async def serve(conf, driver, stop_event: asyncio.Event | None = None) -> None:
 
 
 def run(conf, driver) -> None:
-    """Run the daemon in a new event loop until it is told to stop."""
+    """Run the daemon in a new event loop until SIGTERM or SIGINT."""
     asyncio.run(serve(conf, driver))

@@ -27,7 +27,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def decode_body(body: bytes) -> Any:
-    """Decode a request body as UTF-8 JSON; an empty body gives None."""
+    """Decode a request body as UTF-8 JSON. An empty body gives None."""
     if not body.strip():
         return None
     try:
@@ -58,7 +58,7 @@ def request_object(body: Any) -> dict:
 
 
 def parse_request_pool(body: Any) -> model.RequestPool:
-    """Parse IpamDriver.RequestPool; `options` keeps the keys other than neutron.*.
+    """Parse IpamDriver.RequestPool. `options` keeps the keys other than neutron.*.
 
     V6 is not checked against the family of Pool: some engines send V6 false
     for IPv6 pools, so the driver takes the family from the CIDR.
@@ -123,7 +123,7 @@ def parse_release_address(body: Any) -> model.ReleaseAddress:
 
 
 def parse_ipam_data(value: Any, field: str, version: int) -> model.IPAMData:
-    """Parse one entry of IPv4Data or IPv6Data; the gateway and aux addresses must be in the pool."""
+    """Parse one entry of IPv4Data or IPv6Data, whose gateway and aux addresses must be in its pool."""
     obj = fields.parse_object(value, field)
     address_space = fields.parse_address_space(member(obj, "AddressSpace"),
                                                f"{field}.AddressSpace")
@@ -235,7 +235,7 @@ def parse_create_endpoint(body: Any) -> model.CreateEndpoint:
 
 
 def parse_join(body: Any) -> model.Join:
-    """Parse NetworkDriver.Join; its Options repeat CreateEndpoint's and are only type-checked."""
+    """Parse NetworkDriver.Join. Its Options repeat CreateEndpoint's and are only type-checked."""
     obj = request_object(body)
     network_id = fields.parse_docker_id(member(obj, "NetworkID"), "NetworkID")
     endpoint_id = fields.parse_docker_id(member(obj, "EndpointID"), "EndpointID")
@@ -258,7 +258,7 @@ def parse_external_connectivity(body: Any) -> model.ExternalConnectivity:
 
 
 def check_discovery(body: Any) -> None:
-    """Check NetworkDriver.DiscoverNew and DiscoverDelete; their content is not used."""
+    """Check NetworkDriver.DiscoverNew and DiscoverDelete, whose content is not used."""
     obj = request_object(body)
     discovery_type = member(obj, "DiscoveryType")
     if discovery_type is not fields.MISSING and discovery_type is not None:

@@ -1,4 +1,4 @@
-"""Random requests to every route: the answer is 2xx, or 4xx with {"Err": str}, never 500.
+"""Random requests to every route: the response is 2xx, or 4xx with {"Err": str}, never 500.
 
 Bodies are random bytes, random JSON, objects with the protocol's field names
 and random values, and real captured bodies with random parts replaced,
@@ -115,15 +115,15 @@ def draw_body(route: str, data) -> bytes:
     return json.dumps(body).encode()
 
 
-def check_answer(status: int, answer) -> None:
-    assert 200 <= status < 300 or 400 <= status < 500, (status, answer)
-    assert isinstance(answer, dict)
+def check_response(status: int, payload) -> None:
+    assert 200 <= status < 300 or 400 <= status < 500, (status, payload)
+    assert isinstance(payload, dict)
     if status >= 400:
-        assert set(answer) == {"Err"}
-        assert isinstance(answer["Err"], str)
-        assert answer["Err"]
+        assert set(payload) == {"Err"}
+        assert isinstance(payload["Err"], str)
+        assert payload["Err"]
     else:
-        assert "Err" not in answer
+        assert "Err" not in payload
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +157,10 @@ def served():
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
-def test_route_answers_random_bodies(served, route, data):
-    status, answer = served(route, draw_body(route, data))
+def test_route_handles_random_bodies(served, route, data):
+    status, payload = served(route, draw_body(route, data))
     event(f"status {status}")  # shown by pytest --hypothesis-show-statistics
-    check_answer(status, answer)
+    check_response(status, payload)
 
 
 PARSERS = {
@@ -211,5 +211,5 @@ unknown_keys = st.text(min_size=1, max_size=20).filter(lambda key: key not in FI
 def test_unknown_fields_are_ignored(served, route, data):
     body = copy.deepcopy(data.draw(st.sampled_from(VALID_BODIES[route])))
     extra = data.draw(st.dictionaries(unknown_keys, json_values, min_size=1, max_size=4))
-    status, answer = served(route, json.dumps({**extra, **body}).encode())
-    assert status == 200, answer
+    status, payload = served(route, json.dumps({**extra, **body}).encode())
+    assert status == 200, payload

@@ -31,7 +31,12 @@ class Plugin:
         self.api = api
 
     async def call(self, name: str, body=None, raw: bytes | None = None, headers=None):
-        data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+        if raw is not None:
+            data = raw
+        elif body is None:
+            data = b""
+        else:
+            data = json.dumps(body).encode()
         response = await self.client.post(f"/{name}", data=data, headers=headers or {})
         return response.status, await response.json(content_type=None), response
 
@@ -56,69 +61,69 @@ async def plugin():
 
 
 async def test_activate(plugin):
-    status, answer, response = await plugin.call("Plugin.Activate")
+    status, payload, response = await plugin.call("Plugin.Activate")
     assert status == 200
-    assert answer == {"Implements": ["NetworkDriver", "IpamDriver"]}
+    assert payload == {"Implements": ["NetworkDriver", "IpamDriver"]}
     assert response.content_type == PLUGIN_CONTENT_TYPE
 
 
 async def test_activate_ignores_body(plugin):
-    status, answer, _ = await plugin.call("Plugin.Activate", raw=b"null\n")
+    status, payload, _ = await plugin.call("Plugin.Activate", raw=b"null\n")
     assert status == 200
-    assert answer == {"Implements": ["NetworkDriver", "IpamDriver"]}
+    assert payload == {"Implements": ["NetworkDriver", "IpamDriver"]}
 
 
 async def test_network_capabilities_local(plugin):
-    status, answer, _ = await plugin.call("NetworkDriver.GetCapabilities")
+    status, payload, _ = await plugin.call("NetworkDriver.GetCapabilities")
     assert status == 200
-    assert answer == {"Scope": "local", "ConnectivityScope": "local", "GwAllocChecker": False}
+    assert payload == {"Scope": "local", "ConnectivityScope": "local", "GwAllocChecker": False}
 
 
 async def test_network_capabilities_global():
     served, client = await start_plugin(capability_scope="global")
     try:
-        _, answer, _ = await served.call("NetworkDriver.GetCapabilities")
+        _, payload, _ = await served.call("NetworkDriver.GetCapabilities")
     finally:
         await client.close()
         served.api.close()
-    assert answer == {"Scope": "global", "ConnectivityScope": "global", "GwAllocChecker": False}
+    assert payload == {"Scope": "global", "ConnectivityScope": "global", "GwAllocChecker": False}
 
 
 async def test_ipam_capabilities(plugin):
-    status, answer, _ = await plugin.call("IpamDriver.GetCapabilities")
+    status, payload, _ = await plugin.call("IpamDriver.GetCapabilities")
     assert status == 200
-    assert answer == {"RequiresMACAddress": False, "RequiresRequestReplay": False}
+    assert payload == {"RequiresMACAddress": False, "RequiresRequestReplay": False}
 
 
 async def test_default_address_spaces(plugin):
-    status, answer, _ = await plugin.call("IpamDriver.GetDefaultAddressSpaces")
+    status, payload, _ = await plugin.call("IpamDriver.GetDefaultAddressSpaces")
     assert status == 200
-    assert answer == {"LocalDefaultAddressSpace": "local", "GlobalDefaultAddressSpace": "global"}
+    assert payload == {"LocalDefaultAddressSpace": "local", "GlobalDefaultAddressSpace": "global"}
 
 
 # --- IPAM -----------------------------------------------------------------------------
 
 
 async def test_request_pool(plugin):
-    status, answer, _ = await plugin.call("IpamDriver.RequestPool", {
+    status, payload, _ = await plugin.call("IpamDriver.RequestPool", {
         "AddressSpace": "local", "Pool": "10.99.0.0/24", "SubPool": "", "Options": {}, "V6": False})
     assert status == 200
-    assert answer == {"PoolID": "kuryr-pool-10.99.0.0/24", "Pool": "10.99.0.0/24", "Data": {}}
+    assert payload == {"PoolID": "kuryr-pool-10.99.0.0/24", "Pool": "10.99.0.0/24", "Data": {}}
     [request] = plugin.driver.requests_of("request_pool")
     assert request.pool == ipaddress.ip_network("10.99.0.0/24")
 
 
 async def test_request_address(plugin):
-    status, answer, _ = await plugin.call("IpamDriver.RequestAddress", {
+    status, payload, _ = await plugin.call("IpamDriver.RequestAddress", {
         "PoolID": "kuryr-pool-10.99.0.0/24", "Address": "",
         "Options": {"RequestAddressType": "com.docker.network.gateway"}})
     assert status == 200
-    assert answer == {"Address": "10.128.0.2/24", "Data": {}}
+    assert payload == {"Address": "10.128.0.2/24", "Data": {}}
     [request] = plugin.driver.requests_of("request_address")
     assert request.kind is model.AddressKind.GATEWAY
 
 
-async def test_release_calls_answer_empty(plugin):
+async def test_release_calls_return_empty(plugin):
     assert (await plugin.call("IpamDriver.ReleaseAddress",
                               {"PoolID": "p", "Address": "10.99.0.2"}))[:2] == (200, {})
     assert (await plugin.call("IpamDriver.ReleasePool", {"PoolID": "p"}))[:2] == (200, {})
@@ -129,53 +134,53 @@ async def test_release_calls_answer_empty(plugin):
 
 
 async def test_create_and_delete_network(plugin):
-    status, answer, _ = await plugin.call("NetworkDriver.CreateNetwork", {
+    status, payload, _ = await plugin.call("NetworkDriver.CreateNetwork", {
         "NetworkID": NETWORK_ID, "IPv4Data": [{"AddressSpace": "local", "Pool": "10.99.0.0/24",
                                                "Gateway": "10.99.0.1/24"}],
         "IPv6Data": [], "Options": {"com.docker.network.generic": {"drvkey": "drvval"}}})
-    assert (status, answer) == (200, {})
-    status, answer, _ = await plugin.call("NetworkDriver.DeleteNetwork", {"NetworkID": NETWORK_ID})
-    assert (status, answer) == (200, {})
+    assert (status, payload) == (200, {})
+    status, payload, _ = await plugin.call("NetworkDriver.DeleteNetwork", {"NetworkID": NETWORK_ID})
+    assert (status, payload) == (200, {})
     [create] = plugin.driver.requests_of("create_network")
     assert create.generic_options == {"drvkey": "drvval"}
     assert plugin.driver.requests_of("delete_network") == [model.NetworkRef(NETWORK_ID)]
 
 
 async def test_create_endpoint_returns_mac_docker_left_empty(plugin):
-    status, answer, _ = await plugin.call("NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)
+    status, payload, _ = await plugin.call("NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)
     assert status == 200
-    assert answer == {"Interface": {"MacAddress": FAKE_MAC}}
+    assert payload == {"Interface": {"MacAddress": FAKE_MAC}}
 
 
-async def test_create_endpoint_with_mac_set_answers_empty(plugin):
+async def test_create_endpoint_with_mac_returns_empty(plugin):
     body = {**CREATE_ENDPOINT, "Interface": {"Address": "10.99.0.2/24",
                                              "MacAddress": "02:42:0a:63:00:02"}}
-    status, answer, _ = await plugin.call("NetworkDriver.CreateEndpoint", body)
-    assert (status, answer) == (200, {})
+    status, payload, _ = await plugin.call("NetworkDriver.CreateEndpoint", body)
+    assert (status, payload) == (200, {})
 
 
 async def test_create_endpoint_drops_fields_docker_set(plugin, caplog):
     plugin.driver.create_endpoint = lambda req: model.EndpointInterface(
         mac_address=FAKE_MAC, address="10.99.0.9/24", address_ipv6="fd00::9/64")
     with caplog.at_level(logging.WARNING, logger="kuryrnet.api.responses"):
-        status, answer, _ = await plugin.call("NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)
+        status, payload, _ = await plugin.call("NetworkDriver.CreateEndpoint", CREATE_ENDPOINT)
     assert status == 200
-    assert answer == {"Interface": {"MacAddress": FAKE_MAC, "AddressIPv6": "fd00::9/64"}}
+    assert payload == {"Interface": {"MacAddress": FAKE_MAC, "AddressIPv6": "fd00::9/64"}}
     assert "Address 10.99.0.9/24 but Docker had set 10.99.0.2/24" in caplog.text
 
 
 async def test_endpoint_oper_info(plugin):
-    status, answer, _ = await plugin.call("NetworkDriver.EndpointOperInfo", ENDPOINT)
+    status, payload, _ = await plugin.call("NetworkDriver.EndpointOperInfo", ENDPOINT)
     assert status == 200
-    assert answer == {"Value": {"port_id": "3f1e9c2a-5b7d-4e8f-9a0b-1c2d3e4f5a6b",
+    assert payload == {"Value": {"port_id": "3f1e9c2a-5b7d-4e8f-9a0b-1c2d3e4f5a6b",
                                 "host_ifname": FAKE_HOST_IFNAME}}
 
 
 async def test_join(plugin):
     body = {**ENDPOINT, "SandboxKey": "/var/run/docker/netns/207abbaa7f50", "Options": {}}
-    status, answer, _ = await plugin.call("NetworkDriver.Join", body)
+    status, payload, _ = await plugin.call("NetworkDriver.Join", body)
     assert status == 200
-    assert answer == {
+    assert payload == {
         "InterfaceName": {"SrcName": FAKE_HOST_IFNAME, "DstPrefix": "eth"},
         "Gateway": "10.99.0.1",
         "GatewayIPv6": "",
@@ -192,11 +197,11 @@ async def test_join_without_gateways(plugin):
         src_name="tap1", dst_prefix="eth", gateway=None,
         gateway_ipv6=ipaddress.IPv6Address("fd97::1"), disable_gateway_service=False)
     body = {**ENDPOINT, "SandboxKey": "/var/run/docker/netns/207abbaa7f50"}
-    _, answer, _ = await plugin.call("NetworkDriver.Join", body)
-    assert answer["Gateway"] == ""
-    assert answer["GatewayIPv6"] == "fd97::1"
-    assert answer["StaticRoutes"] == []
-    assert answer["DisableGatewayService"] is False
+    _, payload, _ = await plugin.call("NetworkDriver.Join", body)
+    assert payload["Gateway"] == ""
+    assert payload["GatewayIPv6"] == "fd97::1"
+    assert payload["StaticRoutes"] == []
+    assert payload["DisableGatewayService"] is False
 
 
 @pytest.mark.parametrize("name, method", [
@@ -205,9 +210,9 @@ async def test_join_without_gateways(plugin):
     ("NetworkDriver.RevokeExternalConnectivity", "revoke_external_connectivity"),
     ("NetworkDriver.ProgramExternalConnectivity", "program_external_connectivity"),
 ])
-async def test_endpoint_calls_answer_empty(plugin, name, method):
-    status, answer, _ = await plugin.call(name, ENDPOINT)
-    assert (status, answer) == (200, {})
+async def test_endpoint_calls_return_empty(plugin, name, method):
+    status, payload, _ = await plugin.call(name, ENDPOINT)
+    assert (status, payload) == (200, {})
     assert [called for called, _ in plugin.driver.calls] == [method]
 
 
@@ -218,9 +223,9 @@ async def test_endpoint_calls_answer_empty(plugin, name, method):
     ("NetworkDriver.FreeNetwork", {"NetworkID": NETWORK_ID}, {}),
     ("NetworkDriver.GwAllocCheck", {"Options": {}}, {"SkipIPv4": False, "SkipIPv6": False}),
 ])
-async def test_calls_answered_without_driver(plugin, name, body, expected):
-    status, answer, _ = await plugin.call(name, body)
-    assert (status, answer) == (200, expected)
+async def test_calls_without_driver_method(plugin, name, body, expected):
+    status, payload, _ = await plugin.call(name, body)
+    assert (status, payload) == (200, expected)
     assert plugin.driver.calls == []
 
 
@@ -228,24 +233,24 @@ async def test_calls_answered_without_driver(plugin, name, body, expected):
 
 
 async def test_invalid_request_names_field(plugin):
-    status, answer, _ = await plugin.call("NetworkDriver.Leave", {"NetworkID": "nope",
+    status, payload, _ = await plugin.call("NetworkDriver.Leave", {"NetworkID": "nope",
                                                                   "EndpointID": ENDPOINT_ID})
     assert status == 400
-    assert answer == {"Err": 'invalid NetworkID "nope": expected a Docker id of 64 lowercase '
+    assert payload == {"Err": 'invalid NetworkID "nope": expected a Docker id of 64 lowercase '
                              'hexadecimal characters'}
     assert plugin.driver.calls == []
 
 
 async def test_empty_body_for_call_with_arguments(plugin):
-    status, answer, _ = await plugin.call("NetworkDriver.Leave")
+    status, payload, _ = await plugin.call("NetworkDriver.Leave")
     assert status == 400
-    assert answer == {"Err": "missing request body: expected a JSON object"}
+    assert payload == {"Err": "missing request body: expected a JSON object"}
 
 
 async def test_malformed_json(plugin):
-    status, answer, _ = await plugin.call("NetworkDriver.Leave", raw=b"{'NetworkID': 1}")
+    status, payload, _ = await plugin.call("NetworkDriver.Leave", raw=b"{'NetworkID': 1}")
     assert status == 400
-    assert answer["Err"].startswith("invalid request body: not JSON")
+    assert payload["Err"].startswith("invalid request body: not JSON")
 
 
 async def test_content_type_is_ignored(plugin):
@@ -258,32 +263,32 @@ async def test_content_type_is_ignored(plugin):
     (errors.NotFound("network 8d56 not found"), 404),
     (errors.Conflict("address 10.99.0.2 is in use"), 409),
     (errors.Exhausted("subnet 10.99.0.0/29 has no free address"), 409),
-    (errors.BackendError("Neutron answered 500"), 502),
+    (errors.BackendError("Neutron returned 500"), 502),
     (errors.BackendUnavailable("Neutron unreachable"), 503),
     (errors.BindingError("cannot create veth"), 500),
 ])
 async def test_driver_errors_keep_status_and_message(plugin, error, status):
     plugin.driver.errors["leave"] = error
-    got_status, answer, _ = await plugin.call("NetworkDriver.Leave", ENDPOINT)
+    got_status, payload, _ = await plugin.call("NetworkDriver.Leave", ENDPOINT)
     assert got_status == status
-    assert answer == {"Err": error.message}
+    assert payload == {"Err": error.message}
 
 
 async def test_unexpected_error_is_500_without_traceback(plugin, caplog):
     plugin.driver.errors["join"] = RuntimeError("boom")
     body = {**ENDPOINT, "SandboxKey": "/var/run/docker/netns/207abbaa7f50"}
     with caplog.at_level(logging.ERROR, logger="kuryrnet.api.handlers"):
-        status, answer, _ = await plugin.call("NetworkDriver.Join", body)
+        status, payload, _ = await plugin.call("NetworkDriver.Join", body)
     assert status == 500
-    assert answer == {"Err": "internal error in NetworkDriver.Join: RuntimeError: boom"}
+    assert payload == {"Err": "internal error in NetworkDriver.Join: RuntimeError: boom"}
     assert "Traceback" in caplog.text
     assert f"endpoint={ENDPOINT_ID}" in caplog.text
 
 
 async def test_unknown_path_is_404(plugin):
-    status, answer, _ = await plugin.call("NetworkDriver.Frobnicate", {})
+    status, payload, _ = await plugin.call("NetworkDriver.Frobnicate", {})
     assert status == 404
-    assert answer == {"Err": 'unknown call POST "/NetworkDriver.Frobnicate": this plugin '
+    assert payload == {"Err": 'unknown call POST "/NetworkDriver.Frobnicate": this plugin '
                              'implements NetworkDriver and IpamDriver'}
 
 
@@ -295,9 +300,9 @@ async def test_get_is_405(plugin):
 
 async def test_body_over_limit_is_413(plugin):
     limit = plugin.api.max_request_bytes
-    status, answer, _ = await plugin.call("NetworkDriver.Leave", raw=b" " * (limit + 1))
+    status, payload, _ = await plugin.call("NetworkDriver.Leave", raw=b" " * (limit + 1))
     assert status == 413
-    assert answer == {"Err": f"request body of NetworkDriver.Leave is larger than "
+    assert payload == {"Err": f"request body of NetworkDriver.Leave is larger than "
                              f"max_request_bytes ({limit} bytes)"}
 
 

@@ -13,8 +13,8 @@ from test_api_fakes import FakeDriver, load_captures, make_conf
 
 CAPTURES = load_captures()
 
-# Call -> (driver method, type of the request it receives); None for the
-# calls that the handlers answer without the driver.
+# Call -> (driver method, type of the request it receives), or None for
+# the calls that need no driver method.
 DRIVER_CALLS = {
     "Plugin.Activate": None,
     "NetworkDriver.GetCapabilities": None,
@@ -40,7 +40,7 @@ DRIVER_CALLS = {
 
 @pytest.fixture
 async def replay():
-    """Return a function that posts one capture line and returns (status, answer, driver calls)."""
+    """Return a function that posts one capture line and returns (status, payload, driver calls)."""
     driver = FakeDriver()
     api = PluginApi(make_conf(), driver)
     client = TestClient(TestServer(build_app(api)))
@@ -70,9 +70,9 @@ def test_captures_cover_every_driver_call():
 
 @pytest.mark.parametrize("reference, line", CAPTURES, ids=[ref for ref, _ in CAPTURES])
 async def test_capture_line_is_accepted(replay, reference, line):
-    status, answer, calls = await replay(line)
-    assert status == 200, answer
-    assert "Err" not in answer
+    status, payload, calls = await replay(line)
+    assert status == 200, payload
+    assert "Err" not in payload
     expected = DRIVER_CALLS[line["method"]]
     if expected is None:
         assert calls == []
@@ -83,13 +83,13 @@ async def test_capture_line_is_accepted(replay, reference, line):
         assert type(calls[0][1]) is request_type
 
 
-async def test_rich_network_pool_has_ip_range_and_ipam_option(replay):
-    _, answer, [(_, request)] = await replay(find("03-rich-network:29"))
+async def test_rich_network_pool_request(replay):
+    _, payload, [(_, request)] = await replay(find("03-rich-network:29"))
     assert request.pool == ipaddress.ip_network("10.97.0.0/24")
     assert request.sub_pool == ipaddress.ip_network("10.97.0.128/25")
     assert request.options == {"ipamkey": "ipamval"}
     assert request.neutron == model.NeutronOptions()
-    assert answer["Pool"] == "10.97.0.0/24"
+    assert payload["Pool"] == "10.97.0.0/24"
 
 
 async def test_rich_network_gateway_request(replay):
@@ -123,12 +123,12 @@ async def test_rich_network_create(replay):
 
 
 async def test_second_container_mac_and_exposed_port(replay):
-    _, answer, [(_, request)] = await replay(find("02-two-containers:24"))
+    _, payload, [(_, request)] = await replay(find("02-two-containers:24"))
     assert request.mac_address == "02:42:0a:63:00:32"
     assert request.address == ipaddress.IPv4Interface("10.99.0.50/24")
     assert request.exposed_ports == (model.ExposedPort("tcp", 80),)
-    # Docker set the MAC, so the answer must not set it again.
-    assert answer == {}
+    # Docker set the MAC, so the response must not set it again.
+    assert payload == {}
 
 
 async def test_second_container_program_external_connectivity(replay):
@@ -137,9 +137,9 @@ async def test_second_container_program_external_connectivity(replay):
 
 
 async def test_fixed_address_request(replay):
-    _, answer, [(_, request)] = await replay(find("02-two-containers:23"))
+    _, payload, [(_, request)] = await replay(find("02-two-containers:23"))
     assert request.address == ipaddress.ip_address("10.99.0.50")
-    assert answer == {"Address": "10.99.0.50/24", "Data": {}}
+    assert payload == {"Address": "10.99.0.50/24", "Data": {}}
 
 
 async def test_dual_stack_endpoint(replay):
@@ -155,15 +155,15 @@ async def test_internal_network(replay):
 
 
 async def test_default_pool_request(replay):
-    _, answer, [(_, request)] = await replay(find("08-default-ipam-pool:80"))
+    _, payload, [(_, request)] = await replay(find("08-default-ipam-pool:80"))
     assert request.pool is None
-    assert answer["Pool"] == "10.128.0.0/24"
+    assert payload["Pool"] == "10.128.0.0/24"
 
 
 async def test_join_sandbox_key(replay):
-    _, answer, [(_, request)] = await replay(find("01-basic:9"))
+    _, payload, [(_, request)] = await replay(find("01-basic:9"))
     assert request.sandbox_key == "/var/run/docker/netns/207abbaa7f50"
-    assert answer["InterfaceName"]["DstPrefix"] == "eth"
+    assert payload["InterfaceName"]["DstPrefix"] == "eth"
 
 
 async def test_error_capture_generic_options_reach_driver(replay):

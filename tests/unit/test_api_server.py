@@ -361,7 +361,7 @@ async def test_tls_with_ca_requires_client_certificate(short_dir, certificates):
         with_certificate.load_cert_chain(certificates["client_cert"], certificates["client_key"])
         assert (await post_tcp(url, "Plugin.Activate", with_certificate))[0] == 200
 
-        # What the spec file tells Docker to use works too.
+        # The certificate that the spec file gives Docker works too.
         as_docker = ssl.create_default_context(cafile=certificates["ca"])
         as_docker.load_cert_chain(certificates["cert"], certificates["key"])
         assert (await post_tcp(url, "Plugin.Activate", as_docker))[0] == 200

@@ -150,7 +150,8 @@ def test_serve_logs_with_timestamps_and_no_secrets(short_dir):
     assert secret not in output
     first_line = output.splitlines()[0]
     # "2026-01-31 12:00:00,123 <pid> INFO kuryrnet: starting kuryrnet: ..."
-    assert first_line[4] == "-" and first_line[13] == ":"
+    assert first_line[4] == "-"
+    assert first_line[13] == ":"
     assert " INFO kuryrnet: starting kuryrnet" in first_line
 
 

@@ -349,7 +349,7 @@ def test_create_endpoint_dual_stack():
     assert wire.parse_create_endpoint(body).address_ipv6 == ipaddress.IPv6Interface("fd97::200/64")
 
 
-def test_create_endpoint_mac_only_in_option_is_not_used():
+def test_create_endpoint_ignores_mac_option():
     body = changed(CREATE_ENDPOINT, ("Interface", "MacAddress"), "")
     assert wire.parse_create_endpoint(body).mac_address is None
 
