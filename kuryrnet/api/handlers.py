@@ -33,9 +33,6 @@ GLOBAL_ADDRESS_SPACE = "global"
 # Exception messages in 500 responses are cut to this many characters.
 MAX_INTERNAL_MESSAGE_CHARS = 1000
 
-API_KEY = web.AppKey("plugin_api", object)
-
-
 @dataclass(frozen=True)
 class Call:
     """One libnetwork call: how to parse it, which Driver method runs it, how to encode the result."""
@@ -248,7 +245,6 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
 def build_app(api: PluginApi) -> web.Application:
     """Build the aiohttp application that serves `api`."""
     app = web.Application(middlewares=[error_middleware], client_max_size=api.max_request_bytes)
-    app[API_KEY] = api
     for name in api.calls:
         app.router.add_post(f"/{name}", api.handle_call)
     app.router.add_get(STATUS_PATH, api.handle_status)
