@@ -67,6 +67,7 @@ quota_floatingip = -1
 quota_security_group = -1
 quota_security_group_rule = -1
 quota_rbac_policy = -1
+quota_router_route = -1
 EOF
     if keystone_enabled; then
         cat <<EOF
