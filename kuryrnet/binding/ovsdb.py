@@ -26,6 +26,9 @@ SCHEMA = "Open_vSwitch"
 MONITORED_TABLES = ("Open_vSwitch", "Bridge", "Port", "Interface")
 # Seconds a transaction may wait for the connection thread and ovs-vswitchd.
 TRANSACTION_TIMEOUT = 10.0
+# ovsdbapp raises command errors to the caller without logging a traceback,
+# because each helper raises them again as a BindingError for the caller to log.
+_RAISE_QUIETLY = {"check_error": True, "log_errors": False}
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class _InterfaceMarkEvent(event.WaitEvent):
     def __init__(self, ifname: str, key: str, value: str, timeout: float):
         super().__init__((self.ROW_CREATE, self.ROW_UPDATE), "Interface",
                          (("name", "=", ifname),), timeout=timeout)
-        self.key = key
-        self.value = value
+        self.mark_key = key
+        self.mark_value = value
 
     # ovsdbapp compares events by table and conditions, so two waits on one
     # interface would count as one watched event. Compare by identity instead.
@@ -61,7 +64,7 @@ class _InterfaceMarkEvent(event.WaitEvent):
     __hash__ = object.__hash__
 
     def match_fn(self, event_type, row, old):
-        return row.external_ids.get(self.key) == self.value
+        return row.external_ids.get(self.mark_key) == self.mark_value
 
 
 class _EnsurePortCommand(command.BaseCommand):
@@ -131,7 +134,7 @@ class OvsdbClient:
         iface-id and a failure never leaves a half-created port behind.
         """
         try:
-            with self.api.transaction(check_error=True) as txn:
+            with self.api.transaction(**_RAISE_QUIETLY) as txn:
                 txn.add(_EnsurePortCommand(self.api, bridge, port, external_ids))
         except BindingError:
             raise
@@ -141,7 +144,7 @@ class OvsdbClient:
     def delete_ports(self, ports: list[str]) -> None:
         """Delete the named ports and their Interfaces in one transaction, skipping absent ports."""
         try:
-            with self.api.transaction(check_error=True) as txn:
+            with self.api.transaction(**_RAISE_QUIETLY) as txn:
                 for port in ports:
                     txn.add(self.api.del_port(port, if_exists=True))
         except Exception as exc:
@@ -151,7 +154,7 @@ class OvsdbClient:
         """Return the external_ids of Interface `name`, or None when there is no such row."""
         try:
             rows = self.api.db_find("Interface", ("name", "=", name),
-                                    columns=["external_ids"]).execute(check_error=True)
+                                    columns=["external_ids"]).execute(**_RAISE_QUIETLY)
         except Exception as exc:
             raise BindingError(f"failed to read OVS interface {name}: {exc}") from exc
         return dict(rows[0]["external_ids"]) if rows else None
@@ -160,7 +163,7 @@ class OvsdbClient:
         """Return whether a Port row called `name` exists."""
         try:
             rows = self.api.db_find("Port", ("name", "=", name),
-                                    columns=["name"]).execute(check_error=True)
+                                    columns=["name"]).execute(**_RAISE_QUIETLY)
         except Exception as exc:
             raise BindingError(f"failed to read OVS port {name}: {exc}") from exc
         return bool(rows)
@@ -169,7 +172,7 @@ class OvsdbClient:
         """Return the Interfaces whose external_ids contain `key`."""
         try:
             rows = self.api.db_list("Interface", columns=["name", "external_ids"]).execute(
-                check_error=True)
+                **_RAISE_QUIETLY)
         except Exception as exc:
             raise BindingError(f"failed to list OVS interfaces: {exc}") from exc
         return [OvsInterface(row["name"], dict(row["external_ids"]))

@@ -14,7 +14,10 @@ import secrets
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +28,7 @@ from kuryrnet.binding.ovs import OvsDriver
 from kuryrnet.errors import BindingError
 
 OVSDB_SOCKET = "/var/run/openvswitch/db.sock"
+STACK_ENV = Path(__file__).resolve().parents[2] / ".stack" / "env"
 
 pytestmark = [
     pytest.mark.stack,
@@ -326,3 +330,78 @@ def test_concurrent_plugs_from_threads(conf, driver, cleanup):
     for vif in vifs:
         host, _ = interface_names(conf, vif.endpoint_id)
         assert interface_external_ids(host)["iface-id"] == vif.port_id
+
+
+def stack_setting(name: str) -> str | None:
+    """Return a variable of the environment, else of the stack's env file."""
+    if name in os.environ:
+        return os.environ[name]
+    if not STACK_ENV.exists():
+        return None
+    for line in STACK_ENV.read_text().splitlines():
+        if line.startswith(f"export {name}="):
+            return line.split("=", 1)[1]
+    return None
+
+
+def neutron_request(method: str, path: str, body: dict | None = None) -> dict:
+    """Send one request to the local stack's Neutron (noauth mode) and return the JSON reply."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(stack_setting("NEUTRON_URL") + path, data=data,
+                                     method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        payload = response.read()
+    return json.loads(payload) if payload else {}
+
+
+@pytest.fixture
+def neutron_port(conf):
+    """Create a network and a port bound to this host in Neutron; delete both afterwards."""
+    if stack_setting("NEUTRON_URL") is None or stack_setting("STACK_MODE") != "noauth":
+        pytest.skip("needs the local stack's Neutron in noauth mode (.stack/env)")
+    try:
+        network = neutron_request("POST", "/v2.0/networks",
+                                  {"network": {"name": "kntest-" + secrets.token_hex(4)}})
+    except urllib.error.URLError as exc:
+        pytest.skip(f"Neutron of the local stack is unreachable: {exc}")
+    network_id = network["network"]["id"]
+    try:
+        port = neutron_request("POST", "/v2.0/ports", {"port": {
+            "network_id": network_id,
+            "binding:host_id": stack_setting("STACK_HOST_ID") or conf.host_id,
+            "device_owner": "compute:kuryr",
+        }})["port"]
+        yield port
+    finally:
+        delete_neutron_network(network_id)
+
+
+def delete_neutron_network(network_id: str) -> None:
+    """Delete a network and its ports, retrying while Neutron still reports ports in use."""
+    for attempt in range(5):
+        try:
+            ports = neutron_request("GET", f"/v2.0/ports?network_id={network_id}")["ports"]
+            for port in ports:
+                neutron_request("DELETE", f"/v2.0/ports/{port['id']}")
+            neutron_request("DELETE", f"/v2.0/networks/{network_id}")
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409 or attempt == 4:
+                raise AssertionError(f"failed to delete network {network_id}: "
+                                     f"{exc.read().decode(errors='replace')}") from exc
+            time.sleep(0.5)
+
+
+def test_wait_ready_bound_neutron_port(driver, cleanup, neutron_port):
+    assert neutron_port["binding:vif_type"] == "ovs"
+    vif = Vif(port_id=neutron_port["id"], network_id=neutron_port["network_id"],
+              endpoint_id=secrets.token_hex(32), mac_address=neutron_port["mac_address"],
+              mtu=1442, vif_type="ovs", vif_details=neutron_port["binding:vif_details"])
+    plugged(driver, cleanup, vif)
+    started = time.monotonic()
+
+    ready = driver.wait_ready(vif, timeout=10)
+
+    assert ready is True
+    assert time.monotonic() - started < 5
