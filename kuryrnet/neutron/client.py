@@ -46,6 +46,11 @@ def _decode_error(response) -> tuple[str, str]:
     return "", str(body)[:300]
 
 
+def _key(collection: str) -> str:
+    """Return the JSON key of a collection: the URL says security-groups, the body security_groups."""
+    return collection.replace("-", "_")
+
+
 def _never_sent(exc: Exception) -> bool:
     """Return whether a connection failure happened before the request left this host."""
     if isinstance(exc, ks_exc.ConnectFailure):
@@ -111,10 +116,10 @@ class NeutronClient:
     # -- generic resources ------------------------------------------------------
 
     def list(self, collection: str, **filters) -> list[dict]:
-        return self.request("GET", f"/{collection}", params=filters or None)[collection]
+        return self.request("GET", f"/{collection}", params=filters or None)[_key(collection)]
 
     def show(self, collection: str, resource_id: str) -> dict | None:
-        singular = collection[:-1]
+        singular = _key(collection)[:-1]
         try:
             return self.request("GET", f"/{collection}/{resource_id}")[singular]
         except NeutronError as exc:
@@ -123,14 +128,33 @@ class NeutronClient:
             raise
 
     def create(self, collection: str, attrs: dict) -> dict:
-        singular = collection[:-1]
+        singular = _key(collection)[:-1]
         return self.request("POST", f"/{collection}", {singular: attrs})[singular]
 
+    def create_tagged(self, collection: str, attrs: dict, tag_list: list[str]) -> dict:
+        """Create a resource and set its tags; undo the create when tagging fails.
+
+        Neutron 29 accepts tags in the POST body only for ports, so other
+        resources take a second request.
+        """
+        if collection == "ports":
+            return self.create(collection, {**attrs, "tags": tag_list})
+        resource = self.create(collection, attrs)
+        try:
+            resource["tags"] = self.set_tags(collection, resource["id"], tag_list)
+        except errors.KuryrnetError:
+            self.delete(collection, resource["id"])
+            raise
+        return resource
+
+    def set_tags(self, collection: str, resource_id: str, tag_list: list[str]) -> list[str]:
+        return self.request("PUT", f"/{collection}/{resource_id}/tags", {"tags": tag_list})["tags"]
+
     def create_bulk(self, collection: str, items: list[dict]) -> list[dict]:
-        return self.request("POST", f"/{collection}", {collection: items})[collection]
+        return self.request("POST", f"/{collection}", {_key(collection): items})[_key(collection)]
 
     def update(self, collection: str, resource_id: str, attrs: dict) -> dict:
-        singular = collection[:-1]
+        singular = _key(collection)[:-1]
         return self.request("PUT", f"/{collection}/{resource_id}", {singular: attrs})[singular]
 
     def delete(self, collection: str, resource_id: str) -> bool:

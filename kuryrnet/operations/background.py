@@ -11,6 +11,12 @@ from typing import Callable
 LOG = logging.getLogger(__name__)
 
 
+def _final(exc: Exception) -> bool:
+    """Return whether retrying cannot help: Neutron rejected the request itself (4xx)."""
+    status = getattr(exc, "http_status", None)
+    return status is not None and 400 <= status < 500
+
+
 class Background:
     """Run jobs in worker threads; a failing job is retried with backoff, then logged and counted."""
 
@@ -36,7 +42,7 @@ class Background:
                     func(*args)
                     return
                 except Exception as exc:  # noqa: BLE001 - logged, retried, then counted
-                    if attempt == self.attempts or self._stopping.is_set():
+                    if attempt == self.attempts or self._stopping.is_set() or _final(exc):
                         with self._lock:
                             self.failures += 1
                         LOG.error("background job failed after %d attempt(s): %s: %s",

@@ -146,10 +146,10 @@ class Ipam:
             found = self.neutron.list("subnetpools", name=name)
             if found:
                 return found[0]
-            pool = self.neutron.create("subnetpools", {
+            pool = self.neutron.create_tagged("subnetpools", {
                 "name": name, "prefixes": [str(cidr)], "default_prefixlen": cidr.prefixlen,
-                "min_prefixlen": cidr.prefixlen, "tags": [tags.OWNED],
-                "description": f"kuryrnet: pool for Docker networks on {cidr}"})
+                "min_prefixlen": cidr.prefixlen,
+                "description": f"kuryrnet: pool for Docker networks on {cidr}"}, [tags.OWNED])
             LOG.info("created subnet pool %s for %s", pool["id"], cidr)
             return pool
 
@@ -161,10 +161,10 @@ class Ipam:
             found = self.neutron.list("subnetpools", name=name)
             if found:
                 return found[0]
-            pool = self.neutron.create("subnetpools", {
+            pool = self.neutron.create_tagged("subnetpools", {
                 "name": name, "prefixes": [prefix], "default_prefixlen": prefixlen,
-                "tags": [tags.OWNED],
-                "description": "kuryrnet: prefixes for Docker networks created without --subnet"})
+                "description": "kuryrnet: prefixes for Docker networks created without --subnet"},
+                [tags.OWNED])
             LOG.info("created default IPv%d subnet pool %s (%s)", version, pool["id"], prefix)
             return pool
 

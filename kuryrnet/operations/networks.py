@@ -68,14 +68,16 @@ class Networks:
                      req.network_id, network["id"])
             return network
 
-        attrs = {"name": f"kuryrnet-{req.network_id[:12]}", "admin_state_up": True,
-                 "tags": [tags.OWNED, docker_tag]}
+        attrs = {"name": f"kuryrnet-{req.network_id[:12]}", "admin_state_up": True}
+        network_tags = [tags.OWNED, docker_tag]
         pool_tag = self._port_pool_tag(req.port_pool)
         if pool_tag is not None:
-            attrs["tags"].append(pool_tag)
+            network_tags.append(pool_tag)
         if req.neutron.net_shared is not None:
             attrs["shared"] = req.neutron.net_shared
-        network = self.neutron.create("networks", attrs)
+        # NOTE: a crash between the POST and the tagging leaves an untagged
+        # network named after the Docker network; kuryrnet cannot find it again.
+        network = self.neutron.create_tagged("networks", attrs, network_tags)
         undo.add(f"delete network {network['id']}", self.neutron.delete, "networks", network["id"])
         return network
 
@@ -145,7 +147,8 @@ class Networks:
 
         attrs = self._subnet_attrs(req, network, data)
         try:
-            subnet = self.neutron.create("subnets", attrs)
+            subnet = self.neutron.create_tagged("subnets", attrs,
+                                                [tags.OWNED, tags.docker_network(req.network_id)])
         except NeutronError as exc:
             raise errors.Conflict(f"could not create subnet {data.pool} on Neutron network "
                                   f"{network['id']}: {exc.detail or exc}") from exc
@@ -157,8 +160,7 @@ class Networks:
     def _subnet_attrs(self, req, network: dict, data: model.IPAMData) -> dict:
         attrs = {"network_id": network["id"], "ip_version": data.pool.version,
                  "cidr": str(data.pool), "enable_dhcp": False,
-                 "name": f"kuryrnet-{req.network_id[:12]}-v{data.pool.version}",
-                 "tags": [tags.OWNED, tags.docker_network(req.network_id)]}
+                 "name": f"kuryrnet-{req.network_id[:12]}-v{data.pool.version}"}
         pools = self.neutron.list("subnetpools", tags=tags.reservation(data.pool))
         if pools:
             attrs["subnetpool_id"] = pools[0]["id"]

@@ -103,6 +103,22 @@ class PortPool:
             LOG.info("handed out pooled port %s on network %s", port["id"], subnet["network_id"])
         return port
 
+    def take_port(self, port: dict) -> bool:
+        """Hand out this ready port, because a fixed address that it holds was asked for."""
+        with self._lock:
+            ready = self._ready.get(port["network_id"])
+            match = next((p for p in ready or () if p["id"] == port["id"]), None)
+            if match is None:
+                return False
+            ready.remove(match)
+            self.hits += 1
+            for fixed_ip in match["fixed_ips"]:
+                self._handed_out[fixed_ip["ip_address"]] = match
+        network = self.lookup.find_network_by_id(port["network_id"])
+        if network is not None:
+            self._refill(network)
+        return True
+
     def find_handed_out(self, address) -> dict | None:
         with self._lock:
             port = self._handed_out.get(str(address))

@@ -74,6 +74,8 @@ class PortFactory:
         port = self.lookup.port_by_address(subnet["network_id"], address)
         if port is None:
             return None
+        if self.pool is not None and self.pool.take_port(port):
+            return port
         if tags.OWNED in port.get("tags", []) and not port["device_id"] and tags.AUX not in port["tags"]:
             return port
         raise errors.Conflict(

@@ -47,10 +47,10 @@ class SecurityGroups:
         existing = self.network_group_id(neutron_network_id)
         if existing is not None:
             return {"id": existing}
-        group = self.neutron.create("security-groups", {
+        group = self.neutron.create_tagged("security-groups", {
             "name": network_group_name(neutron_network_id),
-            "description": f"kuryrnet: members of Docker network {docker_network_id}",
-            "tags": [tags.OWNED, tags.docker_network(docker_network_id)]})
+            "description": f"kuryrnet: members of Docker network {docker_network_id}"},
+            [tags.OWNED, tags.docker_network(docker_network_id)])
         rules = [{"security_group_id": group["id"], "direction": "ingress", "ethertype": ethertype,
                   "remote_group_id": group["id"]} for ethertype in ("IPv4", "IPv6")]
         self.neutron.create_bulk("security-group-rules", rules)
@@ -81,9 +81,9 @@ class SecurityGroups:
         if found:
             group = found[0]
         else:
-            group = self.neutron.create("security-groups", {
-                "name": name, "description": f"kuryrnet: exposed ports of endpoint {endpoint_id}",
-                "tags": [tags.OWNED, tags.docker_network(docker_network_id)]})
+            group = self.neutron.create_tagged("security-groups", {
+                "name": name, "description": f"kuryrnet: exposed ports of endpoint {endpoint_id}"},
+                [tags.OWNED, tags.docker_network(docker_network_id)])
             rules = []
             for item in exposed:
                 for ethertype, prefix in (("IPv4", "0.0.0.0/0"), ("IPv6", "::/0")):
