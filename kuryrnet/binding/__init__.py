@@ -51,8 +51,8 @@ def load_drivers(conf) -> dict[str, BindingDriver]:
             if vif_type in drivers:
                 raise BindingError(
                     f"binding drivers {type(drivers[vif_type]).__name__} and "
-                    f"{type(driver).__name__} both handle vif type {vif_type!r}; "
-                    f"enable only one of them in [binding] enabled_drivers")
+                    f"{type(driver).__name__} both handle vif type {vif_type!r}. "
+                    f"Enable only one of them in [binding] enabled_drivers")
             drivers[vif_type] = driver
         LOG.info("Loaded binding driver %s for vif types %s", name, ", ".join(driver.vif_types))
     return drivers
@@ -62,8 +62,8 @@ def _load_driver(conf, name: str, available: dict) -> BindingDriver:
     if name not in available:
         names = ", ".join(sorted(available)) or "none installed"
         raise BindingError(
-            f"unknown binding driver {name!r} in [binding] enabled_drivers; "
-            f"available drivers: {names}")
+            f"unknown binding driver {name!r} in [binding] enabled_drivers. "
+            f"Available drivers: {names}")
     try:
         driver_class = available[name].load()
     except (ImportError, AttributeError) as exc:

@@ -60,6 +60,10 @@ class LinuxBridgeDriver(BindingDriver):
 
     def unplug(self, vif: Vif) -> None:
         host, _ = veth_names(self.conf, vif)
+        if markers.marked_for_other_vif_type(netlink.get_link(host), VIF_TYPE):
+            LOG.debug("Skipped bridge unplug of endpoint %s: %s belongs to another binding "
+                      "driver", vif.endpoint_id, host)
+            return
         bridge = self._current_bridge(host) or bridge_name(vif)
 
         with self._locked(bridge):

@@ -46,6 +46,14 @@ def parse_veth_alias(alias: str | None) -> VethMark | None:
     return VethMark(vif_type=parts[1], endpoint_id=parts[2], port_id=parts[3])
 
 
+def marked_for_other_vif_type(link: Link | None, vif_type: str) -> bool:
+    """Return whether `link` carries the veth marker of a vif type other than `vif_type`."""
+    if link is None:
+        return False
+    mark = parse_veth_alias(link.alias)
+    return mark is not None and mark.vif_type != vif_type
+
+
 def marked_host_ports(links: list[Link], vif_type: str) -> list[HostPort]:
     """Return the host ports among `links` whose marker names `vif_type`."""
     ports = []

@@ -102,20 +102,36 @@ def ensure_veth_pair(host: str, container: str, mac_address: str | None, mtu: in
     with _iproute() as ipr:
         if _get_link(ipr, host) is None:
             created = _create_veth_pair(ipr, host, container, mac_address, mtu)
-
-        host_link = _get_link(ipr, host)
-        if host_link is None:
-            raise BindingError(f"veth {host} disappeared right after it was created; "
-                               f"another process may be deleting it")
-        if host_link.kind != "veth":
-            raise BindingError(f"interface {host} exists but is a {host_link.kind or 'device'}, "
-                               f"not a veth; remove it or change [binding] veth_prefix")
-        _converge_link(ipr, host_link, mtu=mtu, alias=alias)
-
-        container_link = _get_link(ipr, container)
-        if container_link is not None:
-            _converge_link(ipr, container_link, mtu=mtu, mac_address=mac_address)
+        try:
+            _converge_veth_pair(ipr, host, container, mac_address, mtu, alias)
+        except BindingError:
+            if created:
+                _delete_quietly(ipr, host)
+            raise
     return created
+
+
+def _converge_veth_pair(ipr: IPRoute, host: str, container: str, mac_address: str | None,
+                        mtu: int, alias: str | None) -> None:
+    host_link = _get_link(ipr, host)
+    if host_link is None:
+        raise BindingError(f"veth {host} disappeared right after it was created. "
+                           f"Another process may be deleting it")
+    if host_link.kind != "veth":
+        raise BindingError(f"interface {host} exists but is a {host_link.kind or 'device'}, "
+                           f"not a veth. Remove it or change [binding] veth_prefix")
+    _converge_link(ipr, host_link, mtu=mtu, alias=alias)
+
+    container_link = _get_link(ipr, container)
+    if container_link is not None:
+        _converge_link(ipr, container_link, mtu=mtu, mac_address=mac_address)
+
+
+def _delete_quietly(ipr: IPRoute, name: str) -> None:
+    try:
+        ipr.link("del", ifname=name)
+    except NetlinkError as exc:
+        LOG.warning("Failed to delete interface %s after a failed plug step: %s", name, exc)
 
 
 def _create_veth_pair(ipr: IPRoute, host: str, container: str, mac_address: str | None,
@@ -131,8 +147,8 @@ def _create_veth_pair(ipr: IPRoute, host: str, container: str, mac_address: str 
             return False
         if exc.code == errno.EEXIST:
             raise BindingError(f"failed to create veth {host} (peer {container}): "
-                               f"an interface named {container} already exists; "
-                               f"remove it or change [binding] container_prefix") from exc
+                               f"an interface named {container} already exists. "
+                               f"Remove it or change [binding] container_prefix") from exc
         raise BindingError(f"failed to create veth {host} (peer {container}): {exc}") from exc
     LOG.debug("Created veth %s with peer %s (MAC %s, MTU %d)", host, container, mac_address, mtu)
     return True
@@ -170,8 +186,8 @@ def ensure_bridge(name: str, mtu: int, alias: str | None = None) -> bool:
 
         link = _get_link(ipr, name)
         if link is None:
-            raise BindingError(f"bridge {name} disappeared right after it was created; "
-                               f"another process may be deleting it")
+            raise BindingError(f"bridge {name} disappeared right after it was created. "
+                               f"Another process may be deleting it")
         if link.kind != "bridge":
             raise BindingError(f"interface {name} exists but is a {link.kind or 'device'}, "
                                f"not a Linux bridge")

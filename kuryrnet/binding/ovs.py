@@ -44,17 +44,19 @@ class OvsDriver(BindingDriver):
         host, container = veth_names(self.conf, vif)
         bridge = self._ovs_bridge(vif)
         started = time.monotonic()
+        # Connect first, so that an unreachable OVSDB fails before any host change.
+        client = self._ovsdb()
 
         alias = markers.veth_alias(VIF_TYPE, vif.endpoint_id, vif.port_id)
         created = netlink.ensure_veth_pair(host, container, vif.mac_address, vif.mtu, alias=alias)
         try:
             ovs_port = self._attach_host_end(vif, host)
-            self._ovsdb().ensure_port(bridge, ovs_port, self._external_ids(vif, host))
+            client.ensure_port(bridge, ovs_port, self._external_ids(vif, host))
         except BindingError:
             # Roll back only what this call created, so that a failed replug
             # does not tear down an endpoint that was working.
             if created:
-                self._remove_quietly(vif)
+                self._remove_quietly(vif, client)
             raise
 
         LOG.info("Plugged endpoint %s (port %s) into OVS bridge %s as %s in %.1f ms",
@@ -83,12 +85,33 @@ class OvsDriver(BindingDriver):
         # endpoint plugged under other details is still cleaned up.
         host, _ = veth_names(self.conf, vif)
         linux_bridge, bridge_veth, ovs_veth = hybrid_names(vif.endpoint_id)
+        if markers.marked_for_other_vif_type(netlink.get_link(host), VIF_TYPE):
+            LOG.debug("Skipped OVS unplug of endpoint %s: %s belongs to another binding driver",
+                      vif.endpoint_id, host)
+            return
 
-        self._ovsdb().delete_ports([host, ovs_veth])
+        try:
+            client = self._ovsdb()
+        except BindingError:
+            # When the vif type is unknown (after a restart), the unplug of every
+            # driver runs, so a host without OVS must not fail an endpoint that
+            # has no OVS interfaces.
+            if not any(netlink.get_link(name) for name in (host, bridge_veth, linux_bridge)):
+                LOG.info("Skipped OVS unplug of endpoint %s: OVSDB is unreachable and the "
+                         "endpoint has no host interface", vif.endpoint_id)
+                return
+            raise
+
+        self._remove(vif, client)
+        LOG.info("Unplugged endpoint %s (port %s) from OVS", vif.endpoint_id, vif.port_id)
+
+    def _remove(self, vif: Vif, client: ovsdb.OvsdbClient) -> None:
+        host, _ = veth_names(self.conf, vif)
+        linux_bridge, bridge_veth, ovs_veth = hybrid_names(vif.endpoint_id)
+        client.delete_ports([host, ovs_veth])
         netlink.delete_link(host)
         netlink.delete_link(bridge_veth)  # deletes its peer ovs_veth too
         netlink.delete_link(linux_bridge)
-        LOG.info("Unplugged endpoint %s (port %s) from OVS", vif.endpoint_id, vif.port_id)
 
     def wait_ready(self, vif: Vif, timeout: float) -> bool:
         """Wait for ovn-controller to set external_ids:ovn-installed on the port's Interface."""
@@ -133,9 +156,9 @@ class OvsDriver(BindingDriver):
             VETH_KEY: host,
         }
 
-    def _remove_quietly(self, vif: Vif) -> None:
+    def _remove_quietly(self, vif: Vif, client: ovsdb.OvsdbClient) -> None:
         try:
-            self.unplug(vif)
+            self._remove(vif, client)
         except BindingError as exc:
             LOG.warning("Failed to roll back the plug of endpoint %s (port %s): %s",
                         vif.endpoint_id, vif.port_id, exc)

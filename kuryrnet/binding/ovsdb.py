@@ -228,5 +228,6 @@ def _connect(remote: str) -> OvsdbClient:
         api = api_class(ovsdb_connection)
     except Exception as exc:
         raise BindingError(f"failed to connect to OVSDB at {remote}: {exc}. Check that "
-                           f"ovsdb-server runs and [binding] ovsdb_connection") from exc
+                           f"ovsdb-server runs and that [binding] ovsdb_connection "
+                           f"names its socket") from exc
     return OvsdbClient(remote, api, idl)

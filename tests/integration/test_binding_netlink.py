@@ -183,3 +183,13 @@ def test_get_link_reports_fields(names):
     assert link.master_index is None
     assert link.is_up is False
     assert netlink.get_link(host).alias == "a"
+
+
+def test_ensure_veth_pair_failed_converge_deletes_new_pair(names):
+    host, container = names(), names()
+
+    with pytest.raises(BindingError, match=f"failed to set ifalias of interface {host}"):
+        netlink.ensure_veth_pair(host, container, None, 1500, alias="x" * 300)
+
+    assert link_info(host) is None
+    assert link_info(container) is None

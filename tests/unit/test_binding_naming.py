@@ -176,7 +176,7 @@ def test_load_drivers_unknown_name_lists_available(conf):
 
     with pytest.raises(BindingError, match="unknown binding driver 'sriov'") as raised:
         load_drivers(conf)
-    assert "available drivers: linux_bridge, ovs" in str(raised.value)
+    assert "Available drivers: linux_bridge, ovs" in str(raised.value)
 
 
 def test_load_drivers_rejects_duplicate_vif_type(conf):
