@@ -20,7 +20,8 @@ LOG = logging.getLogger(__name__)
 
 VIF_TYPE = "ovs"
 
-# Interface external_ids read by ovn-controller and the Neutron OVS agent.
+# Interface external_ids of a Neutron port. ovn-controller binds the port by
+# iface-id, and the Neutron OVS agent also reads the other three.
 IFACE_ID = "iface-id"
 ATTACHED_MAC = "attached-mac"
 IFACE_STATUS = "iface-status"

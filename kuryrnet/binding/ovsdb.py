@@ -50,7 +50,7 @@ class _NotifyingIdl(connection.OvsdbIdl):
 
 
 class _InterfaceMarkEvent(event.WaitEvent):
-    """Fires once the Interface `ifname` has external_ids[key] == value."""
+    """A one-time wait for the Interface `ifname` to get external_ids[key] == value."""
 
     def __init__(self, ifname: str, key: str, value: str, timeout: float):
         super().__init__((self.ROW_CREATE, self.ROW_UPDATE), "Interface",

@@ -357,7 +357,7 @@ def neutron_request(method: str, path: str, body: dict | None = None) -> dict:
 
 @pytest.fixture
 def neutron_port(conf):
-    """Create a network and a port bound to this host in Neutron; delete both afterwards."""
+    """Create a network and a port bound to this host in Neutron, and delete both afterwards."""
     if stack_setting("NEUTRON_URL") is None or stack_setting("STACK_MODE") != "noauth":
         pytest.skip("needs the local stack's Neutron in noauth mode (.stack/env)")
     try:

@@ -47,7 +47,7 @@ def conf():
 
 @pytest.fixture
 def veth_of(conf):
-    """Yield a factory that creates the veth pair of a vif marked for a vif type; delete it afterwards."""
+    """Yield a factory of veth pairs marked for a vif type, and delete them afterwards."""
     created = []
 
     def make(vif: Vif, marked_vif_type: str) -> str:
