@@ -20,8 +20,8 @@ LOG = logging.getLogger(__name__)
 
 VIF_TYPE = "ovs"
 
-# Interface external_ids of a Neutron port. ovn-controller binds the port by
-# iface-id, and the Neutron OVS agent also reads the other three.
+# Interface external_ids that describe the Neutron port. ovn-controller binds
+# the logical port whose name equals iface-id.
 IFACE_ID = "iface-id"
 ATTACHED_MAC = "attached-mac"
 IFACE_STATUS = "iface-status"
