@@ -33,6 +33,7 @@ class LinuxBridgeDriver(BindingDriver):
         # finds the bridge empty cannot delete it while a plug is adding a
         # port. Entries stay for the life of the process: one small lock per
         # bridge name.
+        # NOTE: the locks are per process, so two daemons on one host could race.
         self._bridge_locks: dict[str, threading.Lock] = {}
         self._bridge_locks_guard = threading.Lock()
 
@@ -64,6 +65,8 @@ class LinuxBridgeDriver(BindingDriver):
             LOG.debug("Skipped bridge unplug of endpoint %s: %s belongs to another binding "
                       "driver", vif.endpoint_id, host)
             return
+        # NOTE: when the veth is already gone and the Vif has no network id (as
+        # from reconciliation), an empty bridge of that network stays behind.
         bridge = self._current_bridge(host) or bridge_name(vif)
 
         with self._locked(bridge):
