@@ -107,11 +107,22 @@ class Endpoints:
             # A pooled port: Neutron learns its new owner in the background.
             return self.claim(port, attrs)
         try:
+            if mac_change:
+                return self._change_mac(port, attrs)
             return self.neutron.update("ports", port["id"], attrs)
         except NeutronError as exc:
             if exc.kind == "MacAddressInUse":
                 raise errors.Conflict(f"MAC address {req.mac_address} is already in use on network "
                                       f"{port['network_id']}; choose another --mac-address") from exc
+            raise
+
+    def _change_mac(self, port: dict, attrs: dict) -> dict:
+        """Give a bound port Docker's MAC: Neutron changes the MAC of unbound ports only."""
+        self.neutron.update("ports", port["id"], {"binding:host_id": ""})
+        try:
+            return self.neutron.update("ports", port["id"], {**attrs, "binding:host_id": self.conf.host_id})
+        except NeutronError:
+            self.neutron.update("ports", port["id"], {"binding:host_id": self.conf.host_id})
             raise
 
     # -- Join and Leave ---------------------------------------------------------------

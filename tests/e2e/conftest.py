@@ -2,6 +2,7 @@
 and checks that nothing of kuryrnet's remains after each test."""
 
 import subprocess
+import time
 
 import pytest
 
@@ -48,6 +49,9 @@ def kuryrnet_leftovers(neutron, conf) -> list[str]:
     for collection in ("ports", "networks", "security-groups"):
         for item in neutron.list(collection, tags=tags.OWNED):
             found.append(f"{collection[:-1]} {item['id']} {item.get('name', '')}")
+    for pool in neutron.list("subnetpools", tags=tags.OWNED):
+        if pool["name"].startswith("kuryrnet-cidr-"):
+            found.append(f"subnet pool {pool['id']} {pool['name']}")
     for collection in ("networks", "subnets"):
         for item in neutron.list(collection):
             linked = [t for t in item.get("tags", []) if t.startswith("kuryrnet.net.")]
@@ -65,9 +69,18 @@ def nothing_left_behind(request, neutron, kuryr_conf):
     yield
     if "docker" not in request.fixturenames:
         return
-    request.getfixturevalue("docker").cleanup()
-    wait_for(lambda: not kuryrnet_leftovers(neutron, kuryr_conf), timeout=60, interval=0.5,
-             what=f"kuryrnet's resources to go: {kuryrnet_leftovers(neutron, kuryr_conf)}")
+    # The docker fixture, set up after this one, has removed its containers and networks by now.
+    if not _wait_quietly(lambda: not kuryrnet_leftovers(neutron, kuryr_conf), timeout=60):
+        pytest.fail(f"kuryrnet left resources behind: {kuryrnet_leftovers(neutron, kuryr_conf)}")
+
+
+def _wait_quietly(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return predicate()
 
 
 def ip_in(docker: Docker, container: str, *args: str) -> str:
