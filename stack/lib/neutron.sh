@@ -11,6 +11,8 @@ NEUTRON_LOG="$LOG_DIR/neutron.log"
 # Number of gunicorn worker processes. Each worker holds its own OVN database
 # connections and serves one request at a time.
 NEUTRON_WORKERS=${STACK_NEUTRON_WORKERS:-2}
+# Threads per worker; more than 1 selects gunicorn's gthread worker class.
+NEUTRON_THREADS=${STACK_NEUTRON_THREADS:-1}
 NEUTRON_SERVICE_PLUGINS=ovn-router,trunk,segments,tag
 
 neutron_pidfile() { printf '%s\n' "$RUN_DIR/neutron.pid"; }
@@ -116,13 +118,16 @@ enable_distributed_floating_ip = false
 EOF
 }
 
-# Write the configuration files. Returns 0 when one of them changed.
+# Write the configuration files and the gunicorn settings. Returns 0 when
+# one of them changed.
 neutron_configure() {
     local changed=1
     mkdir -p "$NEUTRON_ETC" "$NEUTRON_DIR/state" "$NEUTRON_DIR/lock"
     write_neutron_conf | write_if_changed "$NEUTRON_ETC/neutron.conf" && changed=0
     write_ml2_conf | write_if_changed "$NEUTRON_ETC/ml2_conf.ini" && changed=0
     write_if_changed "$NEUTRON_ETC/api-paste.ini" <"$NEUTRON_VENV/etc/neutron/api-paste.ini" && changed=0
+    printf 'workers=%s threads=%s\n' "$NEUTRON_WORKERS" "$NEUTRON_THREADS" \
+        | write_if_changed "$NEUTRON_DIR/gunicorn-settings" && changed=0
     return $changed
 }
 
@@ -152,7 +157,7 @@ neutron_start() {
     rm -rf "$NEUTRON_DIR/tmp"
     mkdir -p "$NEUTRON_DIR/tmp"
 
-    say "neutron: starting the API on $NEUTRON_URL ($NEUTRON_WORKERS workers, $(keystone_enabled && echo keystone || echo noauth))"
+    say "neutron: starting the API on $NEUTRON_URL ($NEUTRON_WORKERS workers x $NEUTRON_THREADS threads, $(keystone_enabled && echo keystone || echo noauth))"
     # ASGI_WORKERS tells Neutron how many API workers exist; without it the
     # OVN hash ring fails with "The Neutron API workers count is zero".
     # --graceful-timeout 5 keeps a stop from waiting the default 30 s.
@@ -165,6 +170,7 @@ neutron_start() {
         --pythonpath "$STACK_SRC/python" \
         --bind "127.0.0.1:$NEUTRON_PORT" \
         --workers "$NEUTRON_WORKERS" \
+        --threads "$NEUTRON_THREADS" \
         --timeout 300 --graceful-timeout 5 \
         --pid "$(neutron_pidfile)" \
         --error-logfile "$NEUTRON_LOG" \

@@ -116,7 +116,9 @@ def test_network_without_subnet_gets_fresh_prefix(docker):
 def test_network_without_gateway_uses_neutron_gateway(docker):
     network = unique("kn")
     docker.network_create(network, "--subnet", "10.67.0.0/24")
-    assert docker.inspect("network", network)["IPAM"]["Config"][0]["Gateway"] == "10.67.0.1"
+    name = unique("c")
+    docker.container(name, "--network", network)
+    assert "default via 10.67.0.1 dev eth0" in docker.exec(name, "ip", "route").stdout
 
 
 def test_existing_neutron_network_and_subnet(docker, neutron):
