@@ -101,25 +101,29 @@ tcp_listener_pid() {
     ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true
 }
 
-# A process started by this stack from another checkout has "/.stack/" in
-# its command line (its data, socket or config paths).
+# Processes started by a stack (this checkout or another) have "/.stack/" in
+# their command line (data, socket or log paths). gunicorn workers retitle
+# themselves after the application, which is one of the stack's own modules.
 is_stack_process() {
-    process_cmdline "$1" | grep -q -- '/\.stack/'
+    process_cmdline "$1" | grep -q -E -- '/\.stack/|(neutron|keystone)_api:application'
 }
 
-# Make sure no stray process holds a TCP port that a piece needs. A process
-# left by this stack in another checkout is stopped; any other holder is an
-# error, because the stack only ends processes that it started itself.
+# Make sure no stray process listens on a TCP port that a piece needs. A
+# process left by a stack is stopped (orphaned gunicorn workers keep the
+# listening socket until they notice their master is gone); any other
+# holder is an error, because the stack only ends processes of a stack.
 free_tcp_port() {
-    local piece=$1 port=$2 own_pid=${3:-} holder
-    holder=$(tcp_listener_pid "$port")
-    [[ -z "$holder" || "$holder" == "$own_pid" ]] && return 0
-    if is_stack_process "$holder"; then
-        say "$piece: stopping process $holder left by another stack on port $port: $(process_cmdline "$holder" | cut -c1-160)"
+    local piece=$1 port=$2 holder attempt
+    for attempt in 1 2 3 4 5 6 7 8; do
+        holder=$(tcp_listener_pid "$port")
+        [[ -z "$holder" ]] && return 0
+        if ! is_stack_process "$holder"; then
+            fail_piece "$piece" "port 127.0.0.1:$port is in use by process $holder ($(process_cmdline "$holder" | cut -c1-120)); stop it or set another port"
+        fi
+        say "$piece: stopping process $holder left by a stack on port $port: $(process_cmdline "$holder" | cut -c1-120)"
         stop_pid "$holder" 20
-    else
-        fail_piece "$piece" "port 127.0.0.1:$port is in use by process $holder ($(process_cmdline "$holder" | cut -c1-120)); stop it or set another port"
-    fi
+    done
+    fail_piece "$piece" "port 127.0.0.1:$port is still in use after stopping 8 stale processes"
 }
 
 # Print the PIDs of running processes of a program, except the given one.

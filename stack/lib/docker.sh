@@ -26,10 +26,12 @@ docker_healthy() {
     docker_pid >/dev/null && docker_cli version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
-# Unmount everything mounted below a folder, deepest first.
-unmount_below() {
-    local dir=$1 mount_point
-    for mount_point in $(awk -v dir="$dir/" 'index($2, dir) == 1 { print $2 }' /proc/mounts | sort -r); do
+# Unmount a folder and everything mounted below it, deepest first.
+# /proc/mounts lists resolved paths (/run/docker, not /var/run/docker).
+unmount_tree() {
+    local dir mount_point
+    dir=$(readlink -m "$1")
+    for mount_point in $(awk -v dir="$dir" '$2 == dir || index($2, dir "/") == 1 { print $2 }' /proc/mounts | sort -r); do
         umount -l "$mount_point" 2>/dev/null || warn "could not unmount $mount_point"
     done
 }
@@ -57,12 +59,27 @@ clear_docker_exec_root() {
         fi
     done
 
+    # Containers of a containerd that is gone keep their runc state and
+    # their shim processes, which wait for a containerd that never returns.
+    local runc_root="$DOCKER_EXEC_ROOT/runtime-runc/moby" id
+    if [[ -d "$runc_root" ]] && ! containerd_pid >/dev/null; then
+        for id in $(runc --root "$runc_root" list -q 2>/dev/null || true); do
+            say "$piece: deleting container $id of a containerd that is gone"
+            runc --root "$runc_root" delete --force "$id" >/dev/null 2>&1 \
+                || warn "runc could not delete container $id"
+        done
+        for pid in $(pgrep -f "^/usr/bin/containerd-shim-runc-v2 .*-address $DOCKER_EXEC_ROOT/containerd/containerd.sock" || true); do
+            say "$piece: stopping containerd-shim $pid of a containerd that is gone"
+            stop_pid "$pid" 5
+        done
+    fi
+
     if [[ -d "$DOCKER_EXEC_ROOT" ]]; then
-        unmount_below "$DOCKER_EXEC_ROOT"
-        rm -rf "$DOCKER_EXEC_ROOT/netns"
+        unmount_tree "$DOCKER_EXEC_ROOT"
+        rm -rf "$DOCKER_EXEC_ROOT/netns" || warn "could not remove $DOCKER_EXEC_ROOT/netns"
         rm -f "$DOCKER_EXEC_ROOT/containerd/containerd.pid"
     fi
-    unmount_below "$DOCKER_DATA_ROOT"
+    unmount_tree "$DOCKER_DATA_ROOT"
     rm -f "$(docker_pidfile)" "$(docker_socket)"
 }
 
