@@ -26,6 +26,11 @@ default_opts = [
     cfg.StrOpt("tls_key_file", default="", help="Private key for the TCP listener."),
     cfg.StrOpt("tls_ca_file", default="",
                help="CA bundle; when set, TCP clients must present a certificate it signed."),
+    cfg.StrOpt("spec_tls_cert_file", default="",
+               help="Client certificate that Docker presents to the TCP listener, written to the "
+                    ".json spec file. Empty uses tls_cert_file."),
+    cfg.StrOpt("spec_tls_key_file", default="",
+               help="Private key of spec_tls_cert_file. Empty uses tls_key_file."),
     cfg.StrOpt("capability_scope", default="local", choices=["local", "global"],
                help="Scope reported to Docker: local for one host, global for swarm."),
     cfg.StrOpt("host_id", default=socket.gethostname(), sample_default="<hostname>",

@@ -202,9 +202,9 @@ def spec_content(conf, address: TcpAddress) -> str:
     """Return the text of the spec file, which gives Docker the address of the TCP listener.
 
     A `.spec` file holds only a URL, so it cannot describe TLS. In the
-    `.json` form, Docker verifies the server with tls_ca_file and, because
-    the configuration has no separate client certificate, presents the
-    server's own certificate when client certificates are required.
+    `.json` form, Docker verifies the server with tls_ca_file and, when
+    client certificates are required, presents spec_tls_cert_file (by
+    default the server's own certificate).
     """
     path = conf.spec_file
     tls = bool(conf.tls_cert_file)
@@ -219,13 +219,11 @@ def spec_content(conf, address: TcpAddress) -> str:
     document: dict = {"Name": PLUGIN_NAME, "Addr": address.url()}
     if tls:
         ca_file = conf.tls_ca_file
-        # TODO: add options for the certificate Docker presents, instead
-        # of reusing the server's own.
         document["TLSConfig"] = {
             "InsecureSkipVerify": not ca_file,
             "CAFile": ca_file,
-            "CertFile": conf.tls_cert_file if ca_file else "",
-            "KeyFile": conf.tls_key_file if ca_file else "",
+            "CertFile": (conf.spec_tls_cert_file or conf.tls_cert_file) if ca_file else "",
+            "KeyFile": (conf.spec_tls_key_file or conf.tls_key_file) if ca_file else "",
         }
     return json.dumps(document, indent=2) + "\n"
 
