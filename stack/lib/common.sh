@@ -7,9 +7,9 @@ LOG_DIR="$STATE_DIR/log"
 ENV_FILE="$STATE_DIR/env"
 MODE_FILE="$STATE_DIR/mode"
 
-# Unix socket paths are limited to 107 bytes. The longest socket name used
-# here is "ovn-controller.<pid>.ctl" (up to 30 bytes), so a checkout deep in
-# the file system gets its run folder under /run, linked from .stack/run.
+# Unix socket paths are limited to 107 bytes. Socket file names here take up
+# to 30 bytes ("ovn-controller.<pid>.ctl"), so a checkout deep in the file
+# system gets its run folder under /run, linked from .stack/run.
 # Daemons are always given the short path itself, never the link.
 choose_run_dir() {
     local link="$STATE_DIR/run"
@@ -108,22 +108,28 @@ is_stack_process() {
     process_cmdline "$1" | grep -q -E -- '/\.stack/|(neutron|keystone)_api:application'
 }
 
-# Make sure no stray process listens on a TCP port that a piece needs. A
-# process left by a stack is stopped (orphaned gunicorn workers keep the
-# listening socket until they notice their master is gone); any other
-# holder is an error, because the stack only ends processes of a stack.
-free_tcp_port() {
+# Stop the processes of a stack that listen on a TCP port: orphaned gunicorn
+# workers, for example, keep the listening socket until they notice that
+# their master is gone. Returns 1 while a process that no stack started
+# listens on the port, because the stack only ends processes of a stack.
+stop_stack_listeners() {
     local piece=$1 port=$2 holder attempt
     for attempt in 1 2 3 4 5 6 7 8; do
         holder=$(tcp_listener_pid "$port")
         [[ -z "$holder" ]] && return 0
-        if ! is_stack_process "$holder"; then
-            fail_piece "$piece" "port 127.0.0.1:$port is in use by process $holder ($(process_cmdline "$holder" | cut -c1-120)); stop it or set another port"
-        fi
+        is_stack_process "$holder" || return 1
         say "$piece: stopping process $holder left by a stack on port $port: $(process_cmdline "$holder" | cut -c1-120)"
         stop_pid "$holder" 20
     done
-    fail_piece "$piece" "port 127.0.0.1:$port is still in use after stopping 8 stale processes"
+    return 1
+}
+
+# Make sure that the TCP port of a piece is free before the piece starts.
+free_tcp_port() {
+    local piece=$1 port=$2 holder
+    stop_stack_listeners "$piece" "$port" && return 0
+    holder=$(tcp_listener_pid "$port")
+    fail_piece "$piece" "port 127.0.0.1:$port is in use by process $holder ($(process_cmdline "$holder" | cut -c1-120)); stop it or choose another port"
 }
 
 # Print the PIDs of running processes of a program, except the given one.

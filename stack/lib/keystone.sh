@@ -142,6 +142,8 @@ keystone_up() {
 
 keystone_down() {
     keystone_stop
+    stop_stack_listeners keystone "$KEYSTONE_PORT" \
+        || warn "keystone: port $KEYSTONE_PORT is held by process $(tcp_listener_pid "$KEYSTONE_PORT"), which the stack did not start"
 }
 
 keystone_status() {

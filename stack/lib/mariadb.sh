@@ -70,6 +70,8 @@ mariadb_down() {
         stop_pid "$pid" 30
     fi
     rm -f "$(mysql_pidfile)" "$(mysql_socket)"
+    stop_stack_listeners mariadb "$MYSQL_PORT" \
+        || warn "mariadb: port $MYSQL_PORT is held by process $(tcp_listener_pid "$MYSQL_PORT"), which the stack did not start"
 }
 
 mariadb_status() {

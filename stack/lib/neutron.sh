@@ -8,7 +8,7 @@ NEUTRON_URL="http://127.0.0.1:$NEUTRON_PORT"
 NEUTRON_DIR="$STATE_DIR/neutron"
 NEUTRON_ETC="$NEUTRON_DIR/etc"
 NEUTRON_LOG="$LOG_DIR/neutron.log"
-# Number of gunicorn worker processes. Each worker holds its own OVN database
+# Number of gunicorn worker processes. Each worker opens its own OVN database
 # connections and serves one request at a time.
 NEUTRON_WORKERS=${STACK_NEUTRON_WORKERS:-2}
 # Threads per worker; more than 1 selects gunicorn's gthread worker class.
@@ -131,8 +131,8 @@ neutron_configure() {
     return $changed
 }
 
-# Run neutron-db-manage unless the stamp says this Neutron version already
-# migrated this database and the database still has its alembic table.
+# Run neutron-db-manage unless the stamp file records that this Neutron
+# version migrated this database and the database still has its alembic table.
 neutron_migrate() {
     local stamp="$NEUTRON_DIR/db-migrated" version log="$LOG_DIR/neutron-db-manage.log"
     version=$("$NEUTRON_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("neutron"))')
@@ -158,8 +158,8 @@ neutron_start() {
     mkdir -p "$NEUTRON_DIR/tmp"
 
     say "neutron: starting the API on $NEUTRON_URL ($NEUTRON_WORKERS workers x $NEUTRON_THREADS threads, $(keystone_enabled && echo keystone || echo noauth))"
-    # ASGI_WORKERS tells Neutron how many API workers exist; without it the
-    # OVN hash ring fails with "The Neutron API workers count is zero".
+    # Neutron reads the number of API workers from ASGI_WORKERS. Without it
+    # the OVN hash ring fails with "The Neutron API workers count is zero".
     # --graceful-timeout 5 keeps a stop from waiting the default 30 s.
     start_detached "$NEUTRON_LOG" env \
         OS_NEUTRON_CONFIG_DIR="$NEUTRON_ETC" \
@@ -207,6 +207,8 @@ neutron_up() {
 
 neutron_down() {
     neutron_stop
+    stop_stack_listeners neutron "$NEUTRON_PORT" \
+        || warn "neutron: port $NEUTRON_PORT is held by process $(tcp_listener_pid "$NEUTRON_PORT"), which the stack did not start"
 }
 
 neutron_status() {

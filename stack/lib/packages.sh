@@ -39,7 +39,7 @@ install_debian_packages() {
 
     # Package scripts must not start any service: a dockerd started by the
     # docker.io package would manage iptables and set the FORWARD policy to
-    # DROP. policy-rc.d exit code 101 tells invoke-rc.d to start nothing.
+    # DROP. With policy-rc.d exiting 101, invoke-rc.d starts nothing.
     local policy=/usr/sbin/policy-rc.d added_policy=0
     if [[ ! -e "$policy" ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"
