@@ -36,6 +36,22 @@ unmount_tree() {
     done
 }
 
+# Unmount the Docker data roots of stacks in other checkouts whose dockerd
+# is gone: the data root itself and the overlay mounts of their containers.
+unmount_stale_data_roots() {
+    local live_roots="" pid root
+    for pid in $(pgrep -x dockerd || true); do
+        live_roots+="$(process_cmdline "$pid" | grep -o -- '--data-root [^ ]*' | cut -d' ' -f2 || true)"$'\n'
+    done
+    for root in $(awk 'match($2, /^.*\/\.stack\/docker(\/|$)/) { print substr($2, 1, RLENGTH) }' /proc/mounts \
+        | sed 's,/$,,' | sort -u); do
+        if ! grep -qxF -- "$root" <<<"$live_roots"; then
+            say "docker: unmounting the data root $root of a dockerd that is gone"
+            unmount_tree "$root"
+        fi
+    done
+}
+
 # Clear what a killed dockerd left in the exec root: network namespace
 # mounts, container mounts, pidfiles and its orphaned containerd. Runs only
 # while no dockerd of this stack is alive.
@@ -80,6 +96,7 @@ clear_docker_exec_root() {
         rm -f "$DOCKER_EXEC_ROOT/containerd/containerd.pid"
     fi
     unmount_tree "$DOCKER_DATA_ROOT"
+    unmount_stale_data_roots
     rm -f "$(docker_pidfile)" "$(docker_socket)"
 }
 
