@@ -81,7 +81,7 @@ pid_from_file() {
 }
 
 process_cmdline() {
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed 's/ *$//' || true
 }
 
 # Send SIGTERM, wait up to the timeout (seconds), then send SIGKILL.
