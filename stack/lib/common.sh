@@ -96,7 +96,7 @@ stop_pid() {
     fi
 }
 
-# Print the PID of the process that listens on a TCP port of 127.0.0.1.
+# Print the PID of a process that listens on a TCP port (any local address).
 tcp_listener_pid() {
     ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true
 }
