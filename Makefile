@@ -35,5 +35,8 @@ test: stack-up
 demo: stack-up
 	scripts/demo
 
+bench: stack-up
+	$(PY) -m benchmarks.run
+
 sample-config: venv
 	$(VENV)/bin/oslo-config-generator --namespace kuryrnet --output-file etc/kuryr.conf.sample

@@ -525,23 +525,31 @@ class Bench:
 
     def teardown(self) -> None:
         """Remove everything this run created; safe to call after any failure."""
-        report: dict = {}
+        report: dict = {"errors": []}
+
+        def step(description: str, function, *args):
+            try:
+                return function(*args)
+            except Exception as exc:  # noqa: BLE001 - every later step must still run
+                LOG.exception("cleanup: %s failed", description)
+                report["errors"].append(f"{description}: {type(exc).__name__}: {exc}")
+                return None
+
         LOG.info("cleanup: removing containers and networks of run %s", self.run_id)
-        report["docker_errors"] = cleanup.remove_docker_objects(self.docker, self.run_id)
+        report["docker_errors"] = step("removing Docker objects", cleanup.remove_docker_objects,
+                                       self.docker, self.run_id)
         if self.kuryrnet and self.kuryrnet.running():
-            if not self.kuryrnet.wait_background_idle():
-                report["kuryrnet_background"] = "the background queue did not drain within 120 s"
+            if not step("waiting for kuryrnet's background jobs", self.kuryrnet.wait_background_idle):
+                report["errors"].append("kuryrnet's background queue did not drain within 120 s")
         for daemon in (self.kuryrnet, self.upstream):
             if daemon:
-                try:
-                    daemon.stop()
-                except OSError as exc:
-                    report.setdefault("daemon_errors", []).append(f"{daemon.name}: {exc}")
+                step(f"stopping {daemon.name}", daemon.stop)
         if self.upstream:
-            self.upstream.remove_spec()
-        report["neutron_leftovers"] = cleanup.sweep_neutron(
-            self.neutron, self.settings.subnet_base, self.docker_network_ids)
-        self.proxy.stop()
+            step("removing the spec file", self.upstream.remove_spec)
+        report["neutron_leftovers"] = step("removing Neutron leftovers", cleanup.sweep_neutron,
+                                           self.neutron, self.settings.subnet_base,
+                                           self.docker_network_ids)
+        step("stopping the Neutron proxy", self.proxy.stop)
         self.results["cleanup"] = report
 
 

@@ -92,21 +92,17 @@ class CountingProxy:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        ready = threading.Event()
-
-        def serve() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
-                auto_decompress=False)
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, name="neutron-proxy", daemon=True)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="neutron-proxy",
+                                        daemon=True)
         self._thread.start()
-        ready.wait()
+        self._call(self._open_session())
+
+    async def _open_session(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+            auto_decompress=False)
 
     def add_listener(self, label: str) -> str:
         """Open a listener on a free loopback port for `label`; return its URL."""
@@ -124,6 +120,8 @@ class CountingProxy:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._thread is not None:
                 self._thread.join(10)
+            if not self._loop.is_running():
+                self._loop.close()
             self._loop = None
 
     def _call(self, coroutine):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -115,7 +116,11 @@ class Docker:
         args = ["network", "create", "--label", f"{LABEL}={self.run_id}", "-d", driver]
         if driver not in ("bridge",):
             args += ["--ipam-driver", driver]
-        args += ["--subnet", subnet]
+        # kuryr-libnetwork 18.0.0 answers Docker's gateway request at network
+        # creation with no address unless one is given, so every network
+        # gets its first host address as gateway, for all drivers alike.
+        gateway = next(ipaddress.IPv4Network(subnet).hosts())
+        args += ["--subnet", subnet, "--gateway", str(gateway)]
         for option in options:
             args += ["-o", option]
         return self.command(*args, name)
