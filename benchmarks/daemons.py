@@ -26,14 +26,24 @@ LOG = logging.getLogger(__name__)
 PLUGIN_DIR = pathlib.Path("/run/docker/plugins")
 SPEC_DIR = pathlib.Path("/etc/docker/plugins")
 KURYRNET_DRIVER = "kuryrbench"
-# The upstream driver's name contains no "kuryr", so kuryrnet, which looks
-# at Docker networks whose driver name contains "kuryr", ignores them.
-UPSTREAM_DRIVER = "klbench"
+
 UPSTREAM_VENV = STACK_DIR / "venv-kuryr-libnetwork"
 UPSTREAM_REQUIREMENTS = ("kuryr-libnetwork==18.0.0", "kuryr-lib==3.5.0")
 UPSTREAM_CONSTRAINTS = pathlib.Path(__file__).resolve().parent / "constraints-kuryr-libnetwork.txt"
 START_TIMEOUT = 60.0  # seconds until a daemon must serve its first request
 STOP_TIMEOUT = 40.0  # seconds between SIGTERM and SIGKILL
+
+
+def upstream_driver_name(port: int) -> str:
+    """Return the Docker driver name of kuryr-libnetwork served on `port`.
+
+    Docker keeps the address of a plugin it has used under the plugin's name
+    until the engine restarts, so the name carries the port: a run on
+    another port gets a name that Docker has not bound yet. The name holds
+    no "kuryr", so kuryrnet, which looks at the Docker networks whose driver
+    name contains "kuryr", ignores the upstream driver's networks.
+    """
+    return f"klbench{port}"
 
 
 class DaemonError(RuntimeError):
@@ -57,11 +67,14 @@ def process_tree_rss(pid: int) -> int:
     return total
 
 
-def free_tcp_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
+def tcp_port_free(port: int) -> bool:
+    """Return whether nothing listens on 127.0.0.1:`port`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -229,7 +242,11 @@ class KuryrnetDaemon(Process):
                 pool = self.status().get("port_pool") or {}
             except (OSError, DaemonError):
                 return False
-            if not pool.get("background_queue") and not any((pool.get("filling") or {}).values()):
+            # NOTE: only positive counts mean a fill in progress. kuryrnet
+            # leaves a negative count behind for a network deleted while its
+            # pool was filling, and never clears it.
+            filling = [count for count in (pool.get("filling") or {}).values() if count > 0]
+            if not pool.get("background_queue") and not filling:
                 return True
             time.sleep(0.2)
         return False
@@ -271,13 +288,14 @@ class UpstreamDriver(Process):
 
     name = "kuryr-libnetwork"
 
-    def __init__(self, workdir: pathlib.Path, env: dict[str, str], neutron_url: str):
+    def __init__(self, workdir: pathlib.Path, env: dict[str, str], neutron_url: str, port: int):
         super().__init__(workdir)
         self.env = env
         self.neutron_url = neutron_url
-        self.port = free_tcp_port()
+        self.port = port
         self.config_path = workdir / "kuryr-libnetwork.conf"
-        self.spec_path = SPEC_DIR / f"{UPSTREAM_DRIVER}.spec"
+        self.driver_name = upstream_driver_name(port)
+        self.spec_path = SPEC_DIR / f"{self.driver_name}.spec"
         self.wrote_spec = False
 
     def write_config(self) -> None:
@@ -310,6 +328,8 @@ default_subnetpool_v6 = kuryrbench-default6
 """)
 
     def write_spec(self) -> None:
+        if not tcp_port_free(self.port):
+            raise DaemonError(f"127.0.0.1:{self.port} is in use; set BENCH_UPSTREAM_PORT to a free port")
         SPEC_DIR.mkdir(parents=True, exist_ok=True)
         if self.spec_path.exists():
             raise DaemonError(f"{self.spec_path} already exists; another benchmark may be running. "

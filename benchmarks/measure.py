@@ -21,8 +21,9 @@ import traceback
 import urllib.request
 
 from benchmarks import cleanup, stats
-from benchmarks.daemons import (KURYRNET_DRIVER, UPSTREAM_DRIVER, DaemonError, KuryrnetDaemon,
-                                UpstreamDriver, install_upstream)
+from benchmarks.daemons import (KURYRNET_DRIVER, PLUGIN_DIR, DaemonError, KuryrnetDaemon,
+                                UnixHTTPConnection, UpstreamDriver, install_upstream,
+                                plugin_request, upstream_driver_name)
 from benchmarks.proxy import CountingProxy, Record, summarize
 from benchmarks.settings import Settings
 from benchmarks.stack import Docker, Neutron, StackError, Timed
@@ -115,7 +116,7 @@ class Bench:
         if kind == "kuryrnet-nopool":
             return KURYRNET_DRIVER, ("kuryrnet.port_pool.enabled=false",)
         if kind == "kuryr-libnetwork":
-            return UPSTREAM_DRIVER, ()
+            return upstream_driver_name(self.settings.upstream_port), ()
         return "bridge", ()
 
     def create_network(self, kind: str, name: str, subnet: str) -> Timed:
@@ -138,6 +139,30 @@ class Bench:
 
     def check_neutron(self) -> None:
         self.neutron.list("networks", limit=1)
+
+    def check_other_daemons(self) -> None:
+        """Record a warning when another kuryrnet daemon serves this host during the run.
+
+        kuryrnet assumes one daemon per host: a daemon that starts replaces
+        the unclaimed pool ports of this host after a grace period, including
+        those of another daemon that still uses them.
+        """
+        others = []
+        for socket_path in sorted(PLUGIN_DIR.glob("*.sock")):
+            if socket_path.name == f"{KURYRNET_DRIVER}.sock":
+                continue
+            try:
+                status, _ = plugin_request(UnixHTTPConnection(str(socket_path), 2.0),
+                                           "GET", "/kuryrnet/status")
+            except OSError:
+                continue
+            if status == 200:
+                others.append(str(socket_path))
+        if others:
+            message = (f"another kuryrnet daemon serves {', '.join(others)}; the two daemons may "
+                       f"replace each other's pool ports, and its tests may see this run's ports")
+            LOG.warning("%s", message)
+            self.results.setdefault("warnings", []).append(message)
 
     def start_proxy(self) -> None:
         self.proxy.start()
@@ -181,7 +206,8 @@ class Bench:
 
     def start_upstream(self) -> None:
         install_upstream()
-        driver = UpstreamDriver(self.workdir, self.env, self.proxy.urls["kuryr-libnetwork"])
+        driver = UpstreamDriver(self.workdir, self.env, self.proxy.urls["kuryr-libnetwork"],
+                                self.settings.upstream_port)
         driver.write_config()
         if driver.spec_path.exists() and not driver.served():
             LOG.info("removing the stale spec file %s", driver.spec_path)

@@ -303,10 +303,12 @@ def render_markdown(results: dict) -> str:
         lines.append(f"| {row['target']} | {row['shown']} | {met} |")
 
     errors = results.get("errors") or []
+    warnings = results.get("warnings") or []
     leftovers = _get(results, "cleanup", "neutron_leftovers") or []
-    if errors or leftovers:
+    if errors or warnings or leftovers:
         lines += ["", "Problems:", ""]
         lines += [f"- {error['phase']}: {error['message']}" for error in errors]
+        lines += [f"- warning: {warning}" for warning in sorted(set(warnings))]
         lines += [f"- left behind and removed by the benchmark: {line}" for line in leftovers]
     return "\n".join(lines) + "\n"
 

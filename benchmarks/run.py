@@ -85,6 +85,7 @@ def main(argv: list[str]) -> int:
     interrupted = None
     try:
         bench.phase("check Neutron", bench.check_neutron)
+        bench.phase("other kuryrnet daemons", bench.check_other_daemons)
         bench.phase("proxy", bench.start_proxy)
         bench.phase("proxy calibration", bench.calibrate_proxy)
         if "kuryrnet-pool" in settings.kinds or "kuryrnet-nopool" in settings.kinds:
@@ -100,6 +101,7 @@ def main(argv: list[str]) -> int:
         bench.phase("network create + rm", bench.network_latency)
         bench.phase("network requests", bench.network_requests)
         bench.phase("growth", bench.growth)
+        bench.phase("other kuryrnet daemons", bench.check_other_daemons)
     except (KeyboardInterrupt, Terminated) as exc:
         interrupted = type(exc).__name__
         LOG.warning("interrupted (%s); removing what the benchmark created", interrupted)

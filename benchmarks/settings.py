@@ -43,6 +43,8 @@ OPTIONS = [
     Option("BENCH_SKIP", "",
            "comma-separated networks to leave out: kuryrnet-pool, kuryrnet-nopool, "
            "kuryr-libnetwork, bridge, none"),
+    Option("BENCH_UPSTREAM_PORT", 23751,
+           "loopback TCP port of kuryr-libnetwork, which Docker knows as driver klbench<port>"),
     Option("BENCH_QUIET_SECONDS", "1.5",
            "seconds without a Neutron request after which a driver counts as idle"),
 ]
@@ -66,6 +68,7 @@ class Settings:
     subnet_base: ipaddress.IPv4Network
     skip: frozenset[str]
     quiet_seconds: float
+    upstream_port: int
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -126,6 +129,7 @@ def load(environ: dict | None = None) -> Settings:
         subnet_base=subnet_base,
         skip=skip,
         quiet_seconds=quiet_seconds,
+        upstream_port=_int(environ, by_name["BENCH_UPSTREAM_PORT"], 1),
     )
     if settings.growth_small > settings.endpoints:
         raise SettingsError(f"BENCH_GROWTH_SMALL={settings.growth_small} must not exceed "
