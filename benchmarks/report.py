@@ -120,7 +120,7 @@ def targets(results: dict) -> list[dict]:
     add("pools on: `docker run` median within 1.15x of the bridge driver's", value,
         value is not None and value <= 1.15, f"{value:.2f}x" if value is not None else "")
     value = _get(results, "ratios", "kuryrnet-pool/bridge", "burst_total")
-    burst = _get(results, "burst", "kuryrnet-pool", "containers")
+    burst = results.get("settings", {}).get("burst")
     add(f"pools on: burst of {burst} within 1.25x of the bridge driver's", value,
         value is not None and value <= 1.25, f"{value:.2f}x" if value is not None else "")
     for kind in ("kuryrnet-pool", "kuryrnet-nopool"):
@@ -230,6 +230,8 @@ def render_markdown(results: dict) -> str:
               "| ratio | run median | run p90 | burst total | network create + rm | Neutron requests |",
               "| --- | --- | --- | --- | --- | --- |"]
     for name, figures in (results.get("ratios") or {}).items():
+        if all(value is None for value in figures.values()):
+            continue
         kind, reference = name.split("/")
         lines.append(f"| {KIND_TITLES[kind]} / {KIND_TITLES[reference]} "
                      f"| {_ratio(figures.get('docker_run_median'))} | {_ratio(figures.get('docker_run_p90'))} "
