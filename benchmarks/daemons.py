@@ -2,7 +2,7 @@
 
 Both are started in their own session, so a Ctrl-C in the terminal reaches
 only the benchmark, which then removes the containers and networks while
-the plugins still answer Docker, and stops the daemons last, by PID.
+the plugins still respond to Docker, and stops the daemons last, by PID.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def upstream_driver_name(port: int) -> str:
 
     Docker keeps the address of a plugin it has used under the plugin's name
     until the engine restarts, so the name carries the port: a run on
-    another port gets a name that Docker has not bound yet. The name holds
+    another port gets a name that Docker has not bound yet. The name contains
     no "kuryr", so kuryrnet, which looks at the Docker networks whose driver
     name contains "kuryr", ignores the upstream driver's networks.
     """
@@ -130,7 +130,7 @@ class Process:
         LOG.info("started %s (pid %d), log %s", self.name, self.process.pid, self.log_path)
 
     def served(self) -> bool:
-        """Return whether the daemon answered its first plugin request."""
+        """Return whether the daemon has served a plugin request."""
         raise NotImplementedError
 
     def start(self) -> float:

@@ -17,6 +17,7 @@ import logging
 import pathlib
 import re
 import statistics
+import subprocess
 import time
 import traceback
 import urllib.parse
@@ -27,7 +28,7 @@ from benchmarks.daemons import (KURYRNET_DRIVER, PLUGIN_DIR, DaemonError, Kuryrn
                                 plugin_request, upstream_driver_name)
 from benchmarks.proxy import CountingProxy, Record, summarize
 from benchmarks.settings import Settings
-from benchmarks.stack import Docker, Neutron, StackError, Timed
+from benchmarks.stack import DOCKER_TIMEOUT, Docker, Neutron, StackError, Timed
 
 LOG = logging.getLogger(__name__)
 
@@ -310,6 +311,7 @@ class Bench:
         failures = []
         status_before = self.kuryrnet_status() if kind in KURYRNET_KINDS else None
         wall_started = time.time()
+
         for _ in range(lifecycles):
             self.wait_quiet([kind])
             started_wall = time.time()
@@ -328,6 +330,7 @@ class Bench:
             run_seconds.append(result.seconds)
             records += window
             windows.append((started_wall, started, finished - started, window))
+
         status_after = self.kuryrnet_status() if kind in KURYRNET_KINDS else None
         answer = {"lifecycles": lifecycles, "failures": len(failures),
                   "failure_messages": sorted(set(failures))[:5],
@@ -429,8 +432,14 @@ class Bench:
                          for _ in range(self.settings.burst)]
             messages = []
             failures = 0
+            deadline = time.monotonic() + DOCKER_TIMEOUT
             for process in processes:
-                _, stderr = process.communicate()
+                try:
+                    _, stderr = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    _, stderr = process.communicate()
+                    stderr += f"\ndocker run timed out after {DOCKER_TIMEOUT:.0f} s"
                 if process.returncode != 0:
                     failures += 1
                     lines = [line for line in stderr.strip().splitlines() if line.strip()]
@@ -606,7 +615,7 @@ class Bench:
 
 
 def pool_delta(before: dict | None, after: dict | None) -> dict | None:
-    """Return the change of kuryrnet's pool hits and misses between two status answers."""
+    """Return the change of kuryrnet's pool hits, misses and Neutron requests between two status responses."""
     if not before or not after:
         return None
     pool_before = before.get("port_pool") or {}

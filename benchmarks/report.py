@@ -8,6 +8,7 @@ import os
 import pathlib
 import platform
 import subprocess
+import sys
 
 from benchmarks.stack import STACK_DIR
 from benchmarks.stats import ratio
@@ -109,9 +110,9 @@ def targets(results: dict) -> list[dict]:
     """Compare the run with the project's targets; each row has the figure and whether it is met."""
     rows = []
 
-    def add(target: str, value, met: bool | None, shown: str) -> None:
+    def add(target: str, value, met: bool | None, text: str) -> None:
         rows.append({"target": target, "value": value, "met": met if value is not None else None,
-                     "shown": shown if value is not None else "not measured"})
+                     "text": text if value is not None else "not measured"})
 
     value = _get(results, "ratios", "kuryrnet-nopool/kuryr-libnetwork", "docker_run_median")
     add("pools off: `docker run` median at most 0.5x kuryr-libnetwork's", value,
@@ -145,12 +146,12 @@ def targets(results: dict) -> list[dict]:
     for kind in ("kuryrnet-pool", "kuryrnet-nopool"):
         value = growth_ratio(results, kind)
         bridge = growth_ratio(results, "bridge")
-        shown = f"{value:.2f}x (bridge driver: {bridge:.2f}x)" if value and bridge else (
+        text = f"{value:.2f}x (bridge driver: {bridge:.2f}x)" if value and bridge else (
             f"{value:.2f}x" if value else "")
         # "Flat" here means: the kuryrnet median grows at most 10% more than
         # the bridge driver's between the two growth points.
         met = value is not None and bridge is not None and value <= bridge * 1.10
-        add(f"{KIND_TITLES[kind]}: per-container latency flat with more endpoints", value, met, shown)
+        add(f"{KIND_TITLES[kind]}: per-container latency flat with more endpoints", value, met, text)
     memory = _get(results, "daemons", "kuryrnet", "rss_bytes_with_endpoints") or {}
     target_count = str(results.get("settings", {}).get("rss_endpoints", 200))
     value = memory.get(target_count)
@@ -289,7 +290,10 @@ def render_markdown(results: dict) -> str:
         parts = ", ".join(f"{key} x{count:g}" for key, count in requests["breakdown"].items())
         start_path = requests.get("start_path")
         start_text = "" if start_path is None else f"; {start_path:.1f} before Join returned"
-        lines.append(f"- {KIND_TITLES[kind]} ({requests['per_lifecycle']:.1f}{start_text}): {parts or 'none'}")
+        neutron_ms = requests["neutron_seconds_during_run"] * 1000
+        lines.append(f"- {KIND_TITLES[kind]} ({requests['per_lifecycle']:.1f}{start_text}; "
+                     f"{neutron_ms:.0f} ms in Neutron requests during a run of "
+                     f"{requests['run_seconds']:.2f} s): {parts or 'none'}")
 
     profile = results.get("profile") or {}
     if profile:
@@ -302,7 +306,7 @@ def render_markdown(results: dict) -> str:
     lines += ["", "Targets:", "", "| target | this run | met |", "| --- | --- | --- |"]
     for row in results.get("targets", []):
         met = {True: "yes", False: "no", None: "-"}[row["met"]]
-        lines.append(f"| {row['target']} | {row['shown']} | {met} |")
+        lines.append(f"| {row['target']} | {row['text']} | {met} |")
 
     errors = results.get("errors") or []
     warnings = results.get("warnings") or []
@@ -326,3 +330,19 @@ def write(results: dict, directory: pathlib.Path, stamp: str) -> tuple[pathlib.P
     json_path.write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
     markdown_path.write_text(render_markdown(results))
     return json_path, markdown_path
+
+
+def main(argv: list[str]) -> int:
+    """Print the Markdown of saved results: python -m benchmarks.report RESULTS.json."""
+    if len(argv) != 1:
+        print("usage: python -m benchmarks.report benchmarks/results/<timestamp>.json", file=sys.stderr)
+        return 2
+    results = json.loads(pathlib.Path(argv[0]).read_text())
+    results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
+    print(render_markdown(results), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
