@@ -125,7 +125,8 @@ class Daemon:
 class Docker:
     """The stack's Docker client; remembers what it created and removes it on cleanup."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], driver: str = "kuryr"):
+        self.driver = driver  # the plugin name, as in /run/docker/plugins/<driver>.sock
         self.binary = env["DOCKER"]
         self.environment = {**os.environ, "DOCKER_HOST": env["DOCKER_HOST"]}
         self.image = env["TEST_IMAGE"]
@@ -142,7 +143,7 @@ class Docker:
 
     def network_create(self, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         self.networks.append(name)
-        return self.run("network", "create", "-d", "kuryr", "--ipam-driver", "kuryr", *args, name,
+        return self.run("network", "create", "-d", self.driver, "--ipam-driver", self.driver, *args, name,
                         check=check)
 
     def container(self, name: str, *args: str, command: tuple[str, ...] = ("sleep", "600"),
