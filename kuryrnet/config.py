@@ -86,6 +86,9 @@ port_pool_opts = [
     cfg.IntOpt("low", default=2, min=0,
                help="Refill a network's pool when fewer ports than this are ready."),
     cfg.IntOpt("high", default=4, min=0, help="Fill a network's pool up to this many ports."),
+    cfg.FloatOpt("recovery_grace", default=30.0, min=0,
+                 help="Seconds after a restart before the unclaimed pool ports of the earlier run "
+                      "are replaced; a lost claim found meanwhile in Docker is redone instead."),
 ]
 
 AUTH_GROUP = "neutron"

@@ -179,8 +179,9 @@ class PortPool:
 
     # -- restart ------------------------------------------------------------------------------
 
-    def recover(self, grace_seconds: float = 30.0) -> None:
+    def recover(self) -> None:
         """Replace the unclaimed pool ports left by an earlier run of this host (see module doc)."""
+        grace_seconds = self.conf.port_pool.recovery_grace
         leftovers = self.neutron.list("ports", tags=tags.POOL_MEMBER, name=POOL_PORT_NAME,
                                       **{"binding:host_id": self.conf.host_id})
         if not leftovers:
