@@ -10,6 +10,7 @@ import time
 from kuryrnet import errors, model
 from kuryrnet.binding import interface_names
 from kuryrnet.binding.base import Vif
+from kuryrnet.faults import crash_point
 from kuryrnet.neutron import tags
 from kuryrnet.neutron.client import NeutronClient, NeutronError
 from kuryrnet.operations.lookup import Lookup
@@ -48,6 +49,7 @@ class Endpoints:
         mac_change = req.mac_address and req.mac_address.lower() != port["mac_address"].lower()
         if port["device_id"] != req.endpoint_id or mac_change:
             port = self._claim(port, req, mac_change)
+        crash_point("create_endpoint.after_claim")
 
         self._remember(req.endpoint_id, port)
         LOG.info("endpoint %s of Docker network %s is Neutron port %s (%s)", req.endpoint_id,
@@ -135,6 +137,7 @@ class Endpoints:
 
         with Rollback(f"join endpoint {req.endpoint_id}") as undo:
             driver.plug(vif)
+            crash_point("join.after_plug")
             undo.add(f"unplug {vif.host_ifname}", driver.unplug, vif)
             self._wait_ready(driver, vif, port)
 
@@ -145,6 +148,7 @@ class Endpoints:
 
     def leave(self, req: model.EndpointRef) -> None:
         self._unplug(req.network_id, req.endpoint_id)
+        crash_point("leave.after_unplug")
         LOG.info("endpoint %s left", req.endpoint_id)
 
     def _unplug(self, docker_network_id: str, endpoint_id: str) -> None:
@@ -210,6 +214,7 @@ class Endpoints:
 
     def delete_endpoint(self, req: model.EndpointRef) -> None:
         self._unplug(req.network_id, req.endpoint_id)
+        crash_point("delete_endpoint.after_unplug")
         port = self._known(req.endpoint_id) or self.lookup.port_for_endpoint(req.endpoint_id)
         self.security_groups.unexpose(port, req.endpoint_id)
         with self._lock:

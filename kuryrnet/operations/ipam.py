@@ -16,6 +16,7 @@ import logging
 import threading
 
 from kuryrnet import errors, model
+from kuryrnet.faults import crash_point
 from kuryrnet.neutron import tags
 from kuryrnet.neutron.client import NeutronClient, NeutronError
 from kuryrnet.operations.lookup import Lookup
@@ -217,6 +218,7 @@ class Ipam:
                 return paired
 
         port = self.ports.port_for_address(subnet, req.address, req.mac_address)
+        crash_point("request_address.after_port")
         if subnet["ip_version"] == 4 and _has_v6_sibling(self.lookup, subnet):
             with self._pairing_lock:
                 self._awaiting_v6[subnet["network_id"]].append(port)
@@ -237,6 +239,7 @@ class Ipam:
             LOG.info("address %s belongs to port %s, which kuryrnet did not create; left alone",
                      req.address, port["id"])
             return
+        crash_point("release_address.before_port_delete")
         self.ports.release(port)
 
     def _gateway(self, pool_id: PoolId, address) -> model.AddressResponse:

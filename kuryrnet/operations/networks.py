@@ -9,6 +9,7 @@ import time
 from collections import defaultdict
 
 from kuryrnet import errors, model
+from kuryrnet.faults import crash_point
 from kuryrnet.neutron import tags
 from kuryrnet.neutron.client import NeutronClient, NeutronError
 from kuryrnet.operations.lookup import Lookup
@@ -78,6 +79,7 @@ class Networks:
         # NOTE: a crash between the POST and the tagging leaves an untagged
         # network named after the Docker network; kuryrnet cannot find it again.
         network = self.neutron.create_tagged("networks", attrs, network_tags)
+        crash_point("create_network.after_network")
         undo.add(f"delete network {network['id']}", self.neutron.delete, "networks", network["id"])
         return network
 
@@ -152,6 +154,7 @@ class Networks:
         except NeutronError as exc:
             raise errors.Conflict(f"could not create subnet {data.pool} on Neutron network "
                                   f"{network['id']}: {exc.detail or exc}") from exc
+        crash_point("create_network.after_subnet")
         undo.add(f"delete subnet {subnet['id']}", self.neutron.delete, "subnets", subnet["id"])
         self.lookup.forget_subnets_of(network["id"])
         LOG.info("created subnet %s (%s) on network %s", subnet["id"], subnet["cidr"], network["id"])
@@ -197,6 +200,7 @@ class Networks:
                 callback(req.network_id, network)
 
             self._delete_owned_ports(network)
+            crash_point("delete_network.after_ports")
             subnets = self.neutron.list("subnets", network_id=network["id"])
             if tags.OWNED in network.get("tags", []):
                 self._delete_owned_network(network)

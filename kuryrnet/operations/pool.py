@@ -25,6 +25,7 @@ import logging
 import threading
 import time
 
+from kuryrnet.faults import crash_point
 from kuryrnet.neutron import tags
 from kuryrnet.operations.background import Background
 
@@ -170,6 +171,7 @@ class PortPool:
                                               name=POOL_PORT_NAME, extra_tags=(tags.POOL_MEMBER,))
                 items.append(attrs)
             created = self.neutron.create_bulk("ports", items)
+            crash_point("pool.after_fill")
             with self._lock:
                 self._ready[network["id"]].extend(created)
             LOG.info("pool of network %s filled with %d port(s)", network["id"], len(created))
