@@ -227,6 +227,11 @@ def render_markdown(results: dict) -> str:
         lines.append(f"| {KIND_TITLES[kind]} | {_seconds(run.get('median'))} | {_seconds(run.get('p90'))} "
                      f"| {run.get('failures', '-')} | {request_text} | {burst_text} | {_seconds(network)} |")
 
+    pool = results.get("docker_run_pool")
+    if pool:
+        lines += ["", f"kuryrnet's port pools during the timed runs: {pool['hits']} hits, "
+                      f"{pool['misses']} misses."]
+
     lines += ["", "Ratios (same run):", "",
               "| ratio | run median | run p90 | burst total | network create + rm | Neutron requests |",
               "| --- | --- | --- | --- | --- | --- |"]
@@ -292,8 +297,9 @@ def render_markdown(results: dict) -> str:
         start_text = "" if start_path is None else f"; {start_path:.1f} before Join returned"
         neutron_ms = requests["neutron_seconds_during_run"] * 1000
         lines.append(f"- {KIND_TITLES[kind]} ({requests['per_lifecycle']:.1f}{start_text}; "
-                     f"{neutron_ms:.0f} ms in Neutron requests during a run of "
-                     f"{requests['run_seconds']:.2f} s): {parts or 'none'}")
+                     f"the requests that started during a run of {requests['run_seconds']:.2f} s "
+                     f"took {neutron_ms:.0f} ms added up, overlapping ones included): "
+                     f"{parts or 'none'}")
 
     profile = results.get("profile") or {}
     if profile:
