@@ -22,11 +22,13 @@ from aiohttp import web
 LOG = logging.getLogger(__name__)
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# Headers that describe one connection and must not be forwarded.
+# Headers not copied from one connection to the other: the hop-by-hop ones,
+# those that the proxy's HTTP library sets itself, and the encoding ones,
+# because the proxy asks Neutron for uncompressed bodies.
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "transfer-encoding", "upgrade", "host", "content-length",
               "accept-encoding", "content-encoding"}
-REQUEST_TIMEOUT = 120.0  # seconds; Neutron's slowest calls take a few seconds
+REQUEST_TIMEOUT = 120.0  # seconds; generous, so that a slow Neutron shows as slow, not as failed
 
 
 @dataclasses.dataclass(frozen=True)

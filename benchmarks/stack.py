@@ -26,7 +26,7 @@ DOCKER_TIMEOUT = 300.0  # seconds for one docker command
 
 
 class StackError(RuntimeError):
-    """The local stack is missing or does not answer as expected."""
+    """The local stack is missing or does not respond as expected."""
 
 
 def read_env() -> dict[str, str]:
@@ -116,8 +116,8 @@ class Docker:
         args = ["network", "create", "--label", f"{LABEL}={self.run_id}", "-d", driver]
         if driver not in ("bridge",):
             args += ["--ipam-driver", driver]
-        # kuryr-libnetwork 18.0.0 answers Docker's gateway request at network
-        # creation with no address unless one is given, so every network
+        # kuryr-libnetwork 18.0.0 returns no address for Docker's gateway
+        # request at network creation unless one is given, so every network
         # gets its first host address as gateway, for all drivers alike.
         gateway = next(ipaddress.IPv4Network(subnet).hosts())
         args += ["--subnet", subnet, "--gateway", str(gateway)]
