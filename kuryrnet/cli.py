@@ -89,6 +89,11 @@ def setup_logging(debug: bool) -> None:
     # off, and its other loggers stay quiet unless debugging.
     if not debug:
         logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    # Even when debugging, the libraries' own debug output stays off: pyroute2
+    # logs every netlink message, and keystoneauth logs request and response
+    # bodies, which can hold credentials.
+    for name in ("pyroute2", "keystoneauth", "urllib3", "stevedore"):
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def serve(conf: cfg.ConfigOpts) -> int:

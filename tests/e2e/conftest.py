@@ -65,13 +65,23 @@ def kuryrnet_leftovers(neutron, conf) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def nothing_left_behind(request, neutron, kuryr_conf):
-    """After each test, wait until kuryrnet's background deletes are done, then check for leftovers."""
-    yield
+    """After each test, wait until kuryrnet's background deletes are done, then check for leftovers.
+
+    Only what appeared during the test counts, so resources of other work on
+    the same stack (a benchmark, say) do not fail the test.
+    """
     if "docker" not in request.fixturenames:
+        yield
         return
+    before = set(kuryrnet_leftovers(neutron, kuryr_conf))
+    yield
     # The docker fixture, set up after this one, has removed its containers and networks by now.
-    if not _wait_quietly(lambda: not kuryrnet_leftovers(neutron, kuryr_conf), timeout=60):
-        pytest.fail(f"kuryrnet left resources behind: {kuryrnet_leftovers(neutron, kuryr_conf)}")
+
+    def new_leftovers():
+        return sorted(set(kuryrnet_leftovers(neutron, kuryr_conf)) - before)
+
+    if not _wait_quietly(lambda: not new_leftovers(), timeout=60):
+        pytest.fail(f"kuryrnet left resources behind: {new_leftovers()}")
 
 
 def _wait_quietly(predicate, timeout: float) -> bool:
