@@ -73,8 +73,27 @@ def reconcile(driver, remove: bool, grace_seconds: float = 60.0) -> list[str]:
             binding.unplug(Vif(port_id=host_port.port_id or "", network_id="",
                                endpoint_id=host_port.endpoint_id, mac_address="", mtu=0,
                                vif_type="", host_ifname=host_port.host_ifname))
+    lines += stale_networks(driver)
     for line in lines:
         LOG.warning("%s leftover: %s", "released" if remove else "found", line)
+    return lines
+
+
+def stale_networks(driver) -> list[str]:
+    """Report kuryrnet's Neutron networks whose Docker network this engine no longer has.
+
+    They are only reported, never removed: with several Docker hosts on one
+    Neutron, another host's engine may still use the network.
+    """
+    known = {network["Id"] for network in driver.docker.kuryr_networks()}
+    lines = []
+    for network in driver.neutron.list("networks", tags=tags.OWNED):
+        linked = [t.removeprefix("kuryrnet.net.") for t in network.get("tags", [])
+                  if t.startswith("kuryrnet.net.")]
+        if linked and linked[0] not in known:
+            lines.append(f"Neutron network {network['id']} ({network['name']}) of Docker network "
+                         f"{linked[0]}, which this Docker engine does not have (reported only; "
+                         f"delete it with `openstack network delete` if no host uses it)")
     return lines
 
 
