@@ -213,3 +213,37 @@ def test_status_reports_port_pool(daemon):
     status = daemon.status()
     assert "port_pool" in status
     json.dumps(status)
+
+
+def test_rich_network_options_reach_neutron(docker, neutron):
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.74.0.0/24", "--ip-range", "10.74.0.128/25",
+                          "--gateway", "10.74.0.254", "--aux-address", "host1=10.74.0.10")
+    docker_id = docker.inspect("network", network)["Id"]
+    subnet = neutron.list("subnets", tags=f"kuryrnet.net.{docker_id}")[0]
+    assert subnet["gateway_ip"] == "10.74.0.254"
+    assert subnet["allocation_pools"] == [{"start": "10.74.0.129", "end": "10.74.0.253"}]
+    aux = neutron.list("ports", network_id=subnet["network_id"], device_owner="kuryr:aux")
+    assert [p["fixed_ips"][0]["ip_address"] for p in aux] == ["10.74.0.10"]
+
+    name = unique("c")
+    docker.container(name, "--network", network)
+    address = ipaddress.ip_address(container_address(docker, name, network))
+    assert address in ipaddress.ip_network("10.74.0.128/25")
+    assert "default via 10.74.0.254 dev eth0" in docker.exec(name, "ip", "route").stdout
+
+
+def test_host_end_carries_network_mtu(docker, neutron, kuryr_conf):
+    from kuryrnet.binding import interface_names
+
+    network = unique("kn")
+    docker.network_create(network, "--subnet", "10.75.0.0/24")
+    name = unique("c")
+    docker.container(name, "--network", network)
+    endpoint = docker.inspect("container", name)["NetworkSettings"]["Networks"][network]["EndpointID"]
+    host_ifname, _ = interface_names(kuryr_conf, endpoint)
+
+    with open(f"/sys/class/net/{host_ifname}/mtu") as handle:
+        host_mtu = int(handle.read())
+
+    assert host_mtu == int(docker.exec(name, "cat", "/sys/class/net/eth0/mtu").stdout)
