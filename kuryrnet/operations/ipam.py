@@ -14,6 +14,7 @@ import collections
 import ipaddress
 import logging
 import threading
+from dataclasses import dataclass
 
 from kuryrnet import errors, model
 from kuryrnet.faults import crash_point
@@ -27,6 +28,15 @@ LOG = logging.getLogger(__name__)
 GATEWAY_KEY = "com.docker.network.gateway"
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """What RequestPool reserved for a CIDR, so CreateNetwork needs no query to find it."""
+
+    kind: str  # "pool" or "subnet", as in PoolId
+    resource: dict  # the Neutron subnet pool or subnet
+    ip_range: str | None = None
+
+
 class Ipam:
     def __init__(self, conf, neutron: NeutronClient, lookup: Lookup, ports):
         self.conf = conf
@@ -38,6 +48,7 @@ class Ipam:
         # their IPv6 address, oldest first (see request_address).
         self._awaiting_v6: dict[str, collections.deque] = collections.defaultdict(collections.deque)
         self._pairing_lock = threading.Lock()
+        self.reservations: dict[str, Reservation] = {}  # CIDR -> its reservation by this daemon
 
     # -- pools ------------------------------------------------------------------
 
@@ -65,11 +76,14 @@ class Ipam:
         if req.sub_pool is not None:
             self.neutron.add_tag("subnetpools", subnetpool["id"], tags.ip_range(cidr, req.sub_pool))
         pool_id = PoolId("pool", subnetpool["id"], cidr, req.sub_pool)
+        self.reservations[str(cidr)] = Reservation(
+            "pool", subnetpool, str(req.sub_pool) if req.sub_pool is not None else None)
         LOG.info("pool %s reserved in Neutron subnet pool %s", pool_id, subnetpool["id"])
         return model.PoolResponse(str(pool_id), cidr)
 
     def release_pool(self, req: model.ReleasePool) -> None:
         pool_id = PoolId.parse(req.pool_id)
+        self.reservations.pop(str(pool_id.cidr), None)
         collection = "subnetpools" if pool_id.kind == "pool" else "subnets"
         self.neutron.remove_tag(collection, pool_id.neutron_id, tags.reservation(pool_id.cidr))
         if pool_id.ip_range is not None:
@@ -119,6 +133,7 @@ class Ipam:
 
         self.neutron.add_tag("subnets", subnet["id"], tags.reservation(cidr))
         pool_id = PoolId("subnet", subnet["id"], cidr)
+        self.reservations[str(cidr)] = Reservation("subnet", subnet)
         data = {}
         if subnet.get("gateway_ip"):
             data[GATEWAY_KEY] = f"{subnet['gateway_ip']}/{cidr.prefixlen}"

@@ -40,9 +40,10 @@ class Networks:
                 return
             with Rollback(f"create network {req.network_id}") as undo:
                 network = self._network_step(req, undo)
-                self._security_group_step(req, network, undo)
+                created = tags.OWNED in network.get("tags", [])
+                self._security_group_step(req, network, created, undo)
                 for data in (*req.ipv4_data, *req.ipv6_data):
-                    subnet = self._subnet_step(req, network, data, undo)
+                    subnet = self._subnet_step(req, network, created, data, undo)
                     self._aux_address_step(subnet, data, undo)
             self.lookup.forget_subnets_of(network["id"])
             self.lookup.remember_network(req.network_id, network)
@@ -115,19 +116,27 @@ class Networks:
                                   f"{linked[0].removeprefix('kuryrnet.net.')}; remove that one first")
         return network
 
-    def _security_group_step(self, req, network: dict, undo: Rollback) -> None:
-        group = self.security_groups.create_network_group(network["id"], req.network_id)
+    def _security_group_step(self, req, network: dict, created: bool, undo: Rollback) -> None:
+        group = self.security_groups.create_network_group(network["id"], req.network_id,
+                                                          known_absent=created)
         undo.add(f"delete security group {group['id']}", self._delete_group, group["id"], network["id"])
 
     def _delete_group(self, group_id: str, network_id: str) -> None:
         self.neutron.delete("security-groups", group_id)
         self.security_groups.forget(network_id)
 
-    def _subnet_step(self, req, network: dict, data: model.IPAMData, undo: Rollback) -> dict:
+    def _subnet_step(self, req, network: dict, created: bool, data: model.IPAMData,
+                     undo: Rollback) -> dict:
         docker_tag = tags.docker_network(req.network_id)
-        reserved = tags.reservation(data.pool)
-
-        attached = self.neutron.list("subnets", tags=reserved)
+        # RequestPool of this daemon recorded what it reserved; after a restart
+        # the reservation tags in Neutron tell the same, at the cost of a query.
+        reservation = self.ipam.reservations.get(str(data.pool))
+        if reservation is None:
+            attached = self.neutron.list("subnets", tags=tags.reservation(data.pool))
+        elif reservation.kind == "subnet":
+            attached = [reservation.resource]
+        else:
+            attached = []
         if attached:
             subnet = attached[0]
             if subnet["network_id"] != network["id"]:
@@ -139,7 +148,7 @@ class Networks:
                      subnet["id"], docker_tag)
             return subnet
 
-        for subnet in self.lookup.subnets_of_network_id(network["id"]):
+        for subnet in [] if created else self.lookup.subnets_of_network_id(network["id"]):
             if ipaddress.ip_network(subnet["cidr"]) == data.pool:
                 # An attached network that already has this subnet.
                 self.neutron.add_tag("subnets", subnet["id"], docker_tag)
@@ -147,7 +156,7 @@ class Networks:
                          subnet["id"], docker_tag)
                 return subnet
 
-        attrs = self._subnet_attrs(req, network, data)
+        attrs = self._subnet_attrs(req, network, data, reservation)
         try:
             subnet = self.neutron.create_tagged("subnets", attrs,
                                                 [tags.OWNED, tags.docker_network(req.network_id)])
@@ -160,15 +169,19 @@ class Networks:
         LOG.info("created subnet %s (%s) on network %s", subnet["id"], subnet["cidr"], network["id"])
         return subnet
 
-    def _subnet_attrs(self, req, network: dict, data: model.IPAMData) -> dict:
+    def _subnet_attrs(self, req, network: dict, data: model.IPAMData, reservation) -> dict:
         attrs = {"network_id": network["id"], "ip_version": data.pool.version,
                  "cidr": str(data.pool), "enable_dhcp": False,
                  "name": f"kuryrnet-{req.network_id[:12]}-v{data.pool.version}"}
-        pools = self.neutron.list("subnetpools", tags=tags.reservation(data.pool))
+        if reservation is not None:
+            pools = [reservation.resource]
+            ip_range = reservation.ip_range
+        else:
+            pools = self.neutron.list("subnetpools", tags=tags.reservation(data.pool))
+            ip_range = tags.ip_range_of(pools[0].get("tags", []), data.pool) if pools else None
         if pools:
             attrs["subnetpool_id"] = pools[0]["id"]
         attrs["gateway_ip"] = str(data.gateway.ip) if data.gateway is not None else None
-        ip_range = tags.ip_range_of(pools[0].get("tags", []), data.pool) if pools else None
         if ip_range is not None:
             attrs["allocation_pools"] = _allocation_pools(ipaddress.ip_network(ip_range), data.gateway)
         return attrs

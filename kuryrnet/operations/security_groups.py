@@ -43,8 +43,10 @@ class SecurityGroups:
             self._network_groups[neutron_network_id] = group_id
         return group_id
 
-    def create_network_group(self, neutron_network_id: str, docker_network_id: str) -> dict:
-        existing = self.network_group_id(neutron_network_id)
+    def create_network_group(self, neutron_network_id: str, docker_network_id: str,
+                             known_absent: bool = False) -> dict:
+        """Create the group of a Docker network; `known_absent` skips the lookup for a new network."""
+        existing = None if known_absent else self.network_group_id(neutron_network_id)
         if existing is not None:
             return {"id": existing}
         group = self.neutron.create_tagged("security-groups", {
