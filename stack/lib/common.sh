@@ -113,13 +113,19 @@ is_stack_process() {
 # their master is gone. Returns 1 while a process that no stack started
 # listens on the port, because the stack only ends processes of a stack.
 stop_stack_listeners() {
-    local piece=$1 port=$2 holder attempt
+    local piece=$1 port=$2 holder parent attempt
     for attempt in 1 2 3 4 5 6 7 8; do
         holder=$(tcp_listener_pid "$port")
         [[ -z "$holder" ]] && return 0
         is_stack_process "$holder" || return 1
+        # A gunicorn master respawns the workers that hold its port, so it goes first.
+        parent=$(ps -o ppid= -p "$holder" 2>/dev/null | tr -d ' ' || true)
+        if [[ -n "$parent" && "$parent" != 1 ]] && is_stack_process "$parent"; then
+            say "$piece: stopping process $parent left by a stack on port $port: $(process_cmdline "$parent" | cut -c1-120)"
+            stop_pid "$parent" 10
+        fi
         say "$piece: stopping process $holder left by a stack on port $port: $(process_cmdline "$holder" | cut -c1-120)"
-        stop_pid "$holder" 20
+        stop_pid "$holder" 10
     done
     return 1
 }
