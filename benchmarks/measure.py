@@ -44,6 +44,10 @@ CALL_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \d+ \w+ [\w.]+:
 PLUG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*Plugged endpoint .* in (?P<ms>[\d.]+) ms")
 
 
+class StackDown(RuntimeError):
+    """Docker or Neutron stopped responding during the run; later phases would measure nothing."""
+
+
 class Bench:
     """State of one run: the stack, the daemons under test, the networks and the results."""
 
@@ -79,6 +83,11 @@ class Bench:
             self.error(name, f"{type(exc).__name__}: {exc}")
             LOG.debug("%s", traceback.format_exc())
         self.results.setdefault("phase_seconds", {})[name] = round(time.monotonic() - started, 1)
+        down = [piece for piece, up in (("Docker", self.docker.reachable()),
+                                        ("Neutron", self.neutron.reachable())) if not up]
+        if down:
+            raise StackDown(f"{' and '.join(down)} stopped responding during phase {name!r}; "
+                            f"the figures of this phase and the later ones are missing or wrong")
 
     def kinds(self, *allowed: str) -> list[str]:
         """Return the measured kinds among `allowed` (all when empty) whose network exists."""

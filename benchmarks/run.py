@@ -18,7 +18,7 @@ import time
 
 from benchmarks import report, settings as settings_module
 from benchmarks.daemons import kuryrnet_version, upstream_versions
-from benchmarks.measure import Bench
+from benchmarks.measure import Bench, StackDown
 from benchmarks.stack import ROOT, STACK_DIR, StackError, read_env
 
 LOG = logging.getLogger("benchmarks")
@@ -102,6 +102,9 @@ def main(argv: list[str]) -> int:
         bench.phase("network requests", bench.network_requests)
         bench.phase("growth", bench.growth)
         bench.phase("other kuryrnet daemons", bench.check_other_daemons)
+    except StackDown as exc:
+        LOG.error("%s; removing what the benchmark created", exc)
+        results["errors"].append({"phase": "run", "message": str(exc)})
     except (KeyboardInterrupt, Terminated) as exc:
         interrupted = type(exc).__name__
         LOG.warning("interrupted (%s); removing what the benchmark created", interrupted)

@@ -62,8 +62,9 @@ class Timed:
         return self.returncode == 0
 
     def error_line(self) -> str:
-        """Return the last non-empty line of stderr, the part of Docker's message that names the cause."""
-        lines = [line for line in self.stderr.strip().splitlines() if line.strip()]
+        """Return the line of stderr that names the cause, without the Docker CLI's usage hint."""
+        lines = [line.strip() for line in self.stderr.splitlines()
+                 if line.strip() and not line.startswith(("See '", "Run '"))]
         return lines[-1][:300] if lines else f"exit code {self.returncode}"
 
 
@@ -129,6 +130,9 @@ class Docker:
         return self.command("network", "rm", name)
 
     # -- inspection and cleanup ---------------------------------------------------------
+
+    def reachable(self) -> bool:
+        return self.command("version", "--format", "{{.Server.Version}}", timeout=30).ok
 
     def versions(self) -> dict:
         try:
@@ -206,6 +210,13 @@ class Neutron:
         except StackError as exc:
             if "HTTP 404" not in str(exc):
                 raise
+
+    def reachable(self) -> bool:
+        try:
+            self.list("networks", limit=1)
+        except StackError:
+            return False
+        return True
 
     def version(self) -> str:
         """Return the Neutron API's version string, for the report."""
