@@ -2,7 +2,7 @@
 
     kuryrnet serve [--config-file F ...] [--debug]
     kuryrnet status [--config-file F ...]
-    kuryrnet gc [--remove] [--config-file F ...]
+    kuryrnet gc [--remove] [--grace SECONDS] [--config-file F ...]
 
 Without --config-file, /etc/kuryr/kuryr.conf is read when it exists.
 """
@@ -52,10 +52,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the state of the running daemon, read over its unix socket")
     gc_command = commands.add_parser(
         "gc", parents=[config_options],
-        help="list the Neutron ports and host interfaces that no Docker endpoint uses")
+        help="list the Neutron ports, networks and host interfaces that no Docker endpoint "
+             "or network uses")
     gc_command.add_argument("--remove", action="store_true",
                             help="release what is listed instead of only listing it")
+    gc_command.add_argument("--grace", type=non_negative_seconds, default=None, metavar="SECONDS",
+                            help="count a port not yet given to an endpoint, or a network, as a "
+                                 "leftover only when it is older than this many seconds "
+                                 "(default: 60). A smaller value can release what a call in "
+                                 "progress is creating")
     return parser
+
+
+def non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}: must be 0 or more")
+    return value
 
 
 def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
@@ -149,11 +165,12 @@ def status(conf: cfg.ConfigOpts) -> int:
     return 0
 
 
-def gc(conf: cfg.ConfigOpts, remove: bool) -> int:
+def gc(conf: cfg.ConfigOpts, remove: bool, grace: float | None = None) -> int:
     from kuryrnet.operations import reconcile
 
+    grace_option = {} if grace is None else {"grace_seconds": grace}
     try:
-        lines = reconcile.run_gc(conf, remove)
+        lines = reconcile.run_gc(conf, remove, **grace_option)
     except KuryrnetError as exc:
         print(f"kuryrnet gc: {exc.message}", file=sys.stderr)
         return 1
@@ -178,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(conf)
     if args.command == "status":
         return status(conf)
-    return gc(conf, args.remove)
+    return gc(conf, args.remove, args.grace)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 import urllib.parse
 
 from keystoneauth1 import exceptions as ks_exc
@@ -97,6 +98,18 @@ class NeutronClient:
                 raise errors.BackendUnavailable(
                     f"Neutron {method} {path} failed: {exc}. Check that Neutron is reachable "
                     f"at the configured endpoint.") from exc
+            except ks_exc.SSLError as exc:
+                raise errors.BackendUnavailable(
+                    f"Neutron {method} {path} failed: the TLS connection to Neutron failed: "
+                    f"{exc}. If Neutron's certificate is signed by a private CA, set [neutron] "
+                    f"cafile to that CA's certificate.") from exc
+            except ks_exc.ClientException as exc:
+                # Failures before the request is sent: Keystone rejected the
+                # credentials, or no Neutron endpoint was found.
+                raise errors.BackendError(
+                    f"Neutron {method} {path} failed before it was sent: "
+                    f"{type(exc).__name__}: {exc}. Check the authentication options in "
+                    f"[neutron].") from exc
             if response.status_code in ok_statuses:
                 if response.status_code == 204 or not response.content:
                     return {}
@@ -129,7 +142,36 @@ class NeutronClient:
 
     def create(self, collection: str, attrs: dict) -> dict:
         singular = _key(collection)[:-1]
+        if collection == "ports":
+            return self._create_ports([attrs], bulk=False)[0]
         return self.request("POST", f"/{collection}", {singular: attrs})[singular]
+
+    def _create_ports(self, items: list[dict], bulk: bool) -> list[dict]:
+        """Create ports, retrying after a 5xx answer once Neutron is known to hold none of them.
+
+        ML2/OVN on Neutron 29 sometimes fails a port create in its postcommit
+        step under concurrent load (StandardAttributeIDNotFound) and deletes
+        the port again. Each port carries a unique description, so before a
+        retry a query shows whether the failed request created anything.
+        """
+        items = [{**item, "description": item.get("description") or
+                  f"kuryrnet request {uuid.uuid4().hex}"} for item in items]
+        tokens = [item["description"] for item in items]
+        for attempt in range(1, self.retries + 2):
+            try:
+                if bulk:
+                    return self.request("POST", "/ports", {"ports": items})["ports"]
+                return [self.request("POST", "/ports", {"port": items[0]})["port"]]
+            except NeutronError as exc:
+                if exc.http_status < 500 or attempt > self.retries:
+                    raise
+                created = self.list("ports", description=tokens)
+                if len(created) == len(items):
+                    return created
+                for port in created:
+                    self.delete("ports", port["id"])
+                self._wait("POST", "/ports", attempt, f"status {exc.http_status} {exc.kind}")
+        raise AssertionError("unreachable")
 
     def create_tagged(self, collection: str, attrs: dict, tag_list: list[str]) -> dict:
         """Create a resource and set its tags; undo the create when tagging fails.
@@ -151,6 +193,8 @@ class NeutronClient:
         return self.request("PUT", f"/{collection}/{resource_id}/tags", {"tags": tag_list})["tags"]
 
     def create_bulk(self, collection: str, items: list[dict]) -> list[dict]:
+        if collection == "ports":
+            return self._create_ports(items, bulk=True)
         return self.request("POST", f"/{collection}", {_key(collection): items})[_key(collection)]
 
     def update(self, collection: str, resource_id: str, attrs: dict) -> dict:

@@ -7,6 +7,8 @@ and idempotent, and raise kuryrnet.errors.KuryrnetError subclasses.
 
 from __future__ import annotations
 
+import threading
+
 from kuryrnet import model
 from kuryrnet.operations.background import Background
 from kuryrnet.operations.endpoints import Endpoints
@@ -15,6 +17,7 @@ from kuryrnet.operations.lookup import Lookup
 from kuryrnet.operations.networks import Networks
 from kuryrnet.operations.pool import PortPool
 from kuryrnet.operations.ports import PortFactory
+from kuryrnet.operations.reconcile import GRACE_SECONDS
 from kuryrnet.operations.security_groups import SecurityGroups
 
 
@@ -39,6 +42,7 @@ class Driver:
         self.endpoints.claim = self.pool.claim
         self.networks.on_created.append(self.pool.network_created)
         self.networks.on_deleting.append(self.pool.network_deleting)
+        self._second_reconcile: threading.Timer | None = None
 
     # IPAM driver
 
@@ -90,6 +94,14 @@ class Driver:
         self.background.submit("recover port pools", self.pool.recover)
         if self.conf.reconcile_at_start and self.docker is not None:
             self.background.submit("reconcile leftovers of this host", self._reconcile)
+            # Leftovers younger than the grace, such as the pending port of a
+            # call that the previous process died in, are skipped at start; a
+            # second pass after the grace releases them.
+            self._second_reconcile = threading.Timer(
+                GRACE_SECONDS + 5, self.background.submit,
+                ("reconcile leftovers of this host again", self._reconcile))
+            self._second_reconcile.daemon = True
+            self._second_reconcile.start()
 
     def _reconcile(self) -> None:
         from kuryrnet.operations.reconcile import reconcile
@@ -98,6 +110,8 @@ class Driver:
 
     def stop(self) -> None:
         """Finish queued background work (bounded) and stop."""
+        if self._second_reconcile is not None:
+            self._second_reconcile.cancel()
         self.background.stop()
 
     def status(self) -> dict:

@@ -71,7 +71,8 @@ class Networks:
             return network
 
         attrs = {"name": f"kuryrnet-{req.network_id[:12]}", "admin_state_up": True}
-        network_tags = [tags.OWNED, docker_tag]
+        # The host tag lets this host's reconciliation release the network after a crash.
+        network_tags = [tags.OWNED, docker_tag, tags.host(self.conf.host_id)]
         pool_tag = self._port_pool_tag(req.port_pool)
         if pool_tag is not None:
             network_tags.append(pool_tag)

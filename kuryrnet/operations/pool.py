@@ -81,18 +81,26 @@ class PortPool:
 
     # -- taking and giving back -------------------------------------------------------------
 
-    def take(self, subnet: dict) -> dict | None:
+    def take(self, subnet: dict, wait: float = 0.0) -> dict | None:
+        """Hand out a ready port with an address on `subnet`.
+
+        With `wait`, wait up to that many seconds for a fill in progress, as a
+        subnet whose last addresses went to the pool has nothing else left.
+        """
         network = self.lookup.find_network_by_id(subnet["network_id"])
         if network is None or not self.settings(network)[0]:
             return None
+        deadline = time.monotonic() + wait
+        while True:
+            port = self._pop_ready(subnet)
+            if port is not None or time.monotonic() >= deadline:
+                break
+            with self._lock:
+                filling = self._filling[subnet["network_id"]]
+            if not filling:
+                break
+            time.sleep(0.1)
         with self._lock:
-            ready = self._ready[subnet["network_id"]]
-            port = None
-            while ready:
-                candidate = ready.popleft()
-                if any(ip["subnet_id"] == subnet["id"] for ip in candidate["fixed_ips"]):
-                    port = candidate
-                    break
             if port is None:
                 self.misses += 1
             else:
@@ -103,6 +111,15 @@ class PortPool:
         if port is not None:
             LOG.info("handed out pooled port %s on network %s", port["id"], subnet["network_id"])
         return port
+
+    def _pop_ready(self, subnet: dict) -> dict | None:
+        with self._lock:
+            ready = self._ready[subnet["network_id"]]
+            for candidate in list(ready):
+                if any(ip["subnet_id"] == subnet["id"] for ip in candidate["fixed_ips"]):
+                    ready.remove(candidate)
+                    return candidate
+        return None
 
     def take_port(self, port: dict) -> bool:
         """Hand out this ready port, because a fixed address that it holds was asked for."""
@@ -149,6 +166,8 @@ class PortPool:
         enabled, low, high = self.settings(network)
         if not enabled:
             return
+        high = min(high, self._size_limit(network))
+        low = min(low, high)
         with self._lock:
             have = len(self._ready[network["id"]]) + self._filling[network["id"]]
             if have >= low and have > 0:
@@ -159,6 +178,13 @@ class PortPool:
             self._filling[network["id"]] += count
         self.background.submit(f"fill pool of network {network['id']} with {count} port(s)",
                                self._fill, network, count)
+
+    def _size_limit(self, network: dict) -> int:
+        """Return the most ports the pool may keep: an eighth of the IPv4 subnet, so small subnets keep their addresses for fixed requests."""
+        for subnet in self.lookup.subnets_of_network_id(network["id"]):
+            if subnet["ip_version"] == 4:
+                return (ipaddress.ip_network(subnet["cidr"]).num_addresses - 2) // 8
+        return self.conf.port_pool.high
 
     def _fill(self, network: dict, count: int) -> None:
         subnets = self.lookup.subnets_of_network_id(network["id"])

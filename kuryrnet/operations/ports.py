@@ -64,7 +64,13 @@ class PortFactory:
         try:
             port = self.neutron.create("ports", attrs)
         except NeutronError as exc:
-            raise _address_error(exc, subnet, address) from exc
+            error = _address_error(exc, subnet, address)
+            if isinstance(error, errors.Exhausted) and address is None and self.pool is not None:
+                # The last free addresses may be in the pool, or on their way to it.
+                port = self.pool.take(subnet, wait=10.0)
+                if port is not None:
+                    return port
+            raise error from exc
         LOG.info("created port %s with %s on network %s", port["id"],
                  _addresses(port), subnet["network_id"])
         return port

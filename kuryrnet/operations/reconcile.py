@@ -1,8 +1,9 @@
 """Finding and releasing what crashes left behind on this host.
 
 Compares kuryrnet's Neutron ports and host interfaces for this host with
-Docker's live endpoints. Only resources that carry kuryrnet's tag and this
-host's binding are touched.
+Docker's live endpoints, and kuryrnet's Neutron networks with Docker's
+networks. Only resources that carry kuryrnet's tag and this host's binding
+or host tag are touched.
 """
 
 from __future__ import annotations
@@ -10,12 +11,18 @@ from __future__ import annotations
 import datetime
 import logging
 
+from kuryrnet import errors, model
 from kuryrnet.binding.base import Vif
 from kuryrnet.neutron import tags
 from kuryrnet.operations.pool import POOL_PORT_NAME
 from kuryrnet.operations.ports import PENDING_NAME
 
 LOG = logging.getLogger(__name__)
+
+# Seconds a pending port or a network must exist before it counts as a
+# leftover: Docker lists an endpoint or a network only after the call that
+# creates it has returned, which takes seconds at most.
+GRACE_SECONDS = 60.0
 
 
 def _age_seconds(port: dict) -> float:
@@ -55,7 +62,7 @@ def find_leftovers(driver, live: dict, grace_seconds: float) -> tuple[list[dict]
     return stale_ports, stale_host
 
 
-def reconcile(driver, remove: bool, grace_seconds: float = 60.0) -> list[str]:
+def reconcile(driver, remove: bool, grace_seconds: float = GRACE_SECONDS) -> list[str]:
     """Report (and with `remove`, release) leftovers; return one line per leftover."""
     live = driver.docker.live_endpoints()
     stale_ports, stale_host = find_leftovers(driver, live, grace_seconds)
@@ -73,33 +80,51 @@ def reconcile(driver, remove: bool, grace_seconds: float = 60.0) -> list[str]:
             binding.unplug(Vif(port_id=host_port.port_id or "", network_id="",
                                endpoint_id=host_port.endpoint_id, mac_address="", mtu=0,
                                vif_type="", host_ifname=host_port.host_ifname))
-    lines += stale_networks(driver)
+    lines += stale_networks(driver, remove, grace_seconds)
     for line in lines:
         LOG.warning("%s leftover: %s", "released" if remove else "found", line)
     return lines
 
 
-def stale_networks(driver) -> list[str]:
-    """Report kuryrnet's Neutron networks whose Docker network this engine no longer has.
+def stale_networks(driver, remove: bool, grace_seconds: float) -> list[str]:
+    """Find kuryrnet's Neutron networks whose Docker network this engine no longer has.
 
-    They are only reported, never removed: with several Docker hosts on one
-    Neutron, another host's engine may still use the network.
+    A crash in CreateNetwork or DeleteNetwork leaves such a network. With
+    the local capability scope, a network that carries this host's tag
+    belonged to this engine only, so `remove` releases it with the steps of
+    DeleteNetwork once it is older than the grace. Other networks are only
+    reported, because another host's engine may still use them.
     """
     known = {network["Id"] for network in driver.docker.kuryr_networks()}
+    own_tag = tags.host(driver.conf.host_id)
+    local_scope = driver.conf.capability_scope == "local"
     lines = []
     for network in driver.neutron.list("networks", tags=tags.OWNED):
         linked = [t.removeprefix("kuryrnet.net.") for t in network.get("tags", [])
                   if t.startswith("kuryrnet.net.")]
-        if linked and linked[0] not in known:
+        if not linked or linked[0] in known:
+            continue
+        releasable = (local_scope and own_tag in network.get("tags", [])
+                      and _age_seconds(network) > grace_seconds)
+        if not releasable:
             lines.append(f"Neutron network {network['id']} ({network['name']}) of Docker network "
                          f"{linked[0]}, which this Docker engine does not have (reported only; "
                          f"delete it with `openstack network delete` if no host uses it)")
+            continue
+        lines.append(f"Neutron network {network['id']} ({network['name']}) of Docker network "
+                     f"{linked[0]}: this Docker engine no longer has that network")
+        if remove:
+            try:
+                driver.networks.delete_network(model.NetworkRef(linked[0]))
+            except errors.KuryrnetError as exc:
+                LOG.error("could not release leftover Neutron network %s of Docker network %s: %s",
+                          network["id"], linked[0], exc)
     return lines
 
 
-def run_gc(conf, remove: bool) -> list[str]:
+def run_gc(conf, remove: bool, grace_seconds: float = GRACE_SECONDS) -> list[str]:
     """Entry point of `kuryrnet gc`."""
     from kuryrnet.operations.driver import build_driver
 
     driver = build_driver(conf)
-    return reconcile(driver, remove)
+    return reconcile(driver, remove, grace_seconds)
