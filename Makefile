@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: venv stack-install stack-up stack-down stack-status test unit demo bench sample-config
+.PHONY: venv stack-install stack-up stack-down stack-status test unit demo bench sample-config test-keystone
 
 venv: $(VENV)/.installed
 
@@ -40,3 +40,11 @@ bench: stack-up
 
 sample-config: venv
 	$(VENV)/bin/oslo-config-generator --namespace kuryrnet --output-file etc/kuryr.conf.sample
+
+# Switches the stack to Keystone (tokens valid for 60 s), runs the Keystone
+# tests, and switches back to noauth whether they pass or not. Each switch
+# restarts Neutron.
+test-keystone: venv
+	STACK_KEYSTONE=1 KEYSTONE_TOKEN_EXPIRATION=60 stack/stack up
+	KURYRNET_REQUIRE_STACK=1 $(PYTEST) -q -ra tests/keystone; status=$$?; \
+		stack/stack up; exit $$status
