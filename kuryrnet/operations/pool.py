@@ -109,7 +109,11 @@ class PortPool:
                     self._handed_out[fixed_ip["ip_address"]] = port
         self._refill(network)
         if port is not None:
-            LOG.info("handed out pooled port %s on network %s", port["id"], subnet["network_id"])
+            LOG.info("handed out pooled port %s on network %s (pool hits %d, misses %d)",
+                     port["id"], subnet["network_id"], self.hits, self.misses)
+        else:
+            LOG.info("pool of network %s has no ready port; the port is created on the request path "
+                     "(pool hits %d, misses %d)", subnet["network_id"], self.hits, self.misses)
         return port
 
     def _pop_ready(self, subnet: dict) -> dict | None:
