@@ -1,6 +1,6 @@
 """Docker's IPAM calls on Neutron subnet pools, subnets and ports.
 
-Docker asks for pools and the gateway before CreateNetwork, so no Neutron
+Docker requests pools and the gateway before CreateNetwork, so no Neutron
 subnet exists yet at that point. RequestPool therefore records the chosen
 prefix as a reservation tag on the Neutron subnet pool (or on the existing
 subnet being attached), and CreateNetwork finds it through that tag.
@@ -30,7 +30,7 @@ GATEWAY_KEY = "com.docker.network.gateway"
 
 @dataclass(frozen=True)
 class Reservation:
-    """What RequestPool reserved for a CIDR, so CreateNetwork needs no query to find it."""
+    """A CIDR reserved by RequestPool, kept so CreateNetwork needs no query to find it."""
 
     kind: str  # "pool" or "subnet", as in PoolId
     resource: dict  # the Neutron subnet pool or subnet

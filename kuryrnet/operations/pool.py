@@ -126,7 +126,7 @@ class PortPool:
         return None
 
     def take_port(self, port: dict) -> bool:
-        """Hand out this ready port, because a fixed address that it holds was asked for."""
+        """Hand out this ready port, because a request asked for one of its addresses."""
         with self._lock:
             ready = self._ready.get(port["network_id"])
             match = next((p for p in ready or () if p["id"] == port["id"]), None)
@@ -249,7 +249,7 @@ class PortPool:
 
 
 def _endpoint_holding(port: dict, live: dict) -> str | None:
-    """Return the id of the live Docker endpoint that holds one of the port's addresses."""
+    """Return the id of the live Docker endpoint that uses one of the port's addresses."""
     for fixed_ip in port["fixed_ips"]:
         address = str(ipaddress.ip_address(fixed_ip["ip_address"]))
         endpoint = live.get((port["network_id"], address)) or live.get(address)

@@ -23,7 +23,7 @@ def endpoint_id(docker, container, network):
 
 
 def wait_pool_full(daemon, network, size=4):
-    """Wait until the daemon holds `size` ready ports for `network`."""
+    """Wait until the daemon has `size` ready ports for `network`."""
     return wait_for(lambda: daemon.status()["port_pool"]["ready"].get(network["id"], 0) >= size,
                     timeout=30, what=f"the port pool of network {network['id']} to hold {size} ports")
 
