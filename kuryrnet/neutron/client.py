@@ -151,8 +151,10 @@ class NeutronClient:
 
         ML2/OVN on Neutron 29 sometimes fails a port create in its postcommit
         step under concurrent load (StandardAttributeIDNotFound) and deletes
-        the port again. Each port carries a unique description, so before a
-        retry a query shows whether the failed request created anything.
+        the port again, and a connection lost after the request was sent
+        hides whether Neutron created the ports. Each port carries a unique
+        description, so a query shows what the failed request created: all
+        of the ports are kept, a part of them is deleted before the retry.
         """
         items = [{**item, "description": item.get("description") or
                   f"kuryrnet request {uuid.uuid4().hex}"} for item in items]
@@ -162,15 +164,21 @@ class NeutronClient:
                 if bulk:
                     return self.request("POST", "/ports", {"ports": items})["ports"]
                 return [self.request("POST", "/ports", {"port": items[0]})["port"]]
-            except NeutronError as exc:
-                if exc.http_status < 500 or attempt > self.retries:
+            except (NeutronError, errors.BackendUnavailable) as exc:
+                if isinstance(exc, NeutronError) and exc.http_status < 500:
                     raise
                 created = self.list("ports", description=tokens)
                 if len(created) == len(items):
+                    LOG.info("Neutron created %d port(s) although POST /ports failed (%s)",
+                             len(created), exc)
                     return created
                 for port in created:
                     self.delete("ports", port["id"])
-                self._wait("POST", "/ports", attempt, f"status {exc.http_status} {exc.kind}")
+                if attempt > self.retries:
+                    raise
+                reason = (f"status {exc.http_status} {exc.kind}" if isinstance(exc, NeutronError)
+                          else "connection lost")
+                self._wait("POST", "/ports", attempt, reason)
         raise AssertionError("unreachable")
 
     def create_tagged(self, collection: str, attrs: dict, tag_list: list[str]) -> dict:
