@@ -20,6 +20,9 @@ from kuryrnet.operations.ports import PortFactory
 from kuryrnet.operations.reconcile import GRACE_SECONDS
 from kuryrnet.operations.security_groups import SecurityGroups
 
+# Seconds between the daemon's reconciliation passes after the second one.
+RECONCILE_INTERVAL = 300.0
+
 
 class Driver:
     """Docker's network driver and IPAM driver on top of Neutron."""
@@ -42,7 +45,8 @@ class Driver:
         self.endpoints.claim = self.pool.claim
         self.networks.on_created.append(self.pool.network_created)
         self.networks.on_deleting.append(self.pool.network_deleting)
-        self._second_reconcile: threading.Timer | None = None
+        self._reconcile_timer: threading.Timer | None = None
+        self._stopping = threading.Event()
 
     # IPAM driver
 
@@ -95,13 +99,22 @@ class Driver:
         if self.conf.reconcile_at_start and self.docker is not None:
             self.background.submit("reconcile leftovers of this host", self._reconcile)
             # Leftovers younger than the grace, such as the pending port of a
-            # call that the previous process died in, are skipped at start; a
-            # second pass after the grace releases them.
-            self._second_reconcile = threading.Timer(
-                GRACE_SECONDS + 5, self.background.submit,
-                ("reconcile leftovers of this host again", self._reconcile))
-            self._second_reconcile.daemon = True
-            self._second_reconcile.start()
+            # call that the previous process died in, are skipped at start.
+            # Later passes release them, and what a Neutron outage strands
+            # while the daemon runs (a port whose create answer was lost).
+            self._schedule_reconcile(GRACE_SECONDS + 5)
+
+    def _schedule_reconcile(self, delay: float) -> None:
+        timer = threading.Timer(delay, self._periodic_reconcile)
+        timer.daemon = True
+        self._reconcile_timer = timer
+        timer.start()
+
+    def _periodic_reconcile(self) -> None:
+        if self._stopping.is_set():
+            return
+        self.background.submit("reconcile leftovers of this host", self._reconcile)
+        self._schedule_reconcile(RECONCILE_INTERVAL)
 
     def _reconcile(self) -> None:
         from kuryrnet.operations.reconcile import reconcile
@@ -110,8 +123,9 @@ class Driver:
 
     def stop(self) -> None:
         """Finish queued background work (bounded) and stop."""
-        if self._second_reconcile is not None:
-            self._second_reconcile.cancel()
+        self._stopping.set()
+        if self._reconcile_timer is not None:
+            self._reconcile_timer.cancel()
         self.background.stop()
 
     def status(self) -> dict:

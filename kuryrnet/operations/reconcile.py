@@ -80,45 +80,70 @@ def reconcile(driver, remove: bool, grace_seconds: float = GRACE_SECONDS) -> lis
             binding.unplug(Vif(port_id=host_port.port_id or "", network_id="",
                                endpoint_id=host_port.endpoint_id, mac_address="", mtu=0,
                                vif_type="", host_ifname=host_port.host_ifname))
-    lines += stale_networks(driver, remove, grace_seconds)
+    unknown = unknown_networks(driver, grace_seconds)
+    lines += release_networks(driver, unknown, remove)
     for line in lines:
         LOG.warning("%s leftover: %s", "released" if remove else "found", line)
-    return lines
+    reported = reported_networks(driver, unknown)
+    for line in reported:
+        LOG.warning("found leftover, not released: %s", line)
+    return lines + reported
 
 
-def stale_networks(driver, remove: bool, grace_seconds: float) -> list[str]:
-    """Find kuryrnet's Neutron networks whose Docker network this engine no longer has.
+def unknown_networks(driver, grace_seconds: float) -> list[tuple[dict, str]]:
+    """Return (Neutron network, Docker network id) for kuryrnet's networks that this engine lacks.
 
-    A crash in CreateNetwork or DeleteNetwork leaves such a network. With
-    the local capability scope, a network that carries this host's tag
-    belonged to this engine only, so `remove` releases it with the steps of
-    DeleteNetwork once it is older than the grace. Other networks are only
-    reported, because another host's engine may still use them.
+    Networks younger than the grace are left out: Docker lists a network
+    only after its CreateNetwork has returned.
     """
     known = {network["Id"] for network in driver.docker.kuryr_networks()}
-    own_tag = tags.host(driver.conf.host_id)
-    local_scope = driver.conf.capability_scope == "local"
-    lines = []
+    found = []
     for network in driver.neutron.list("networks", tags=tags.OWNED):
         linked = [t.removeprefix("kuryrnet.net.") for t in network.get("tags", [])
                   if t.startswith("kuryrnet.net.")]
-        if not linked or linked[0] in known:
-            continue
-        releasable = (local_scope and own_tag in network.get("tags", [])
-                      and _age_seconds(network) > grace_seconds)
-        if not releasable:
-            lines.append(f"Neutron network {network['id']} ({network['name']}) of Docker network "
-                         f"{linked[0]}, which this Docker engine does not have (reported only; "
-                         f"delete it with `openstack network delete` if no host uses it)")
+        if linked and linked[0] not in known and _age_seconds(network) > grace_seconds:
+            found.append((network, linked[0]))
+    return found
+
+
+def _releasable(driver, network: dict) -> bool:
+    return (driver.conf.capability_scope == "local"
+            and tags.host(driver.conf.host_id) in network.get("tags", []))
+
+
+def reported_networks(driver, unknown: list[tuple[dict, str]]) -> list[str]:
+    """Return lines for the leftover networks that reconciliation only reports.
+
+    They lack this host's tag (made by another host, or by a kuryrnet
+    without host tags), or the scope is global, so another host's engine
+    may still use them.
+    """
+    return [f"Neutron network {network['id']} ({network['name']}) of Docker network {docker_id}, "
+            f"which this Docker engine does not have; delete it with `openstack network delete` "
+            f"if no host uses it"
+            for network, docker_id in unknown if not _releasable(driver, network)]
+
+
+def release_networks(driver, unknown: list[tuple[dict, str]], remove: bool) -> list[str]:
+    """Return lines for the leftover networks that this host created; with `remove`, release them.
+
+    A crash in CreateNetwork or DeleteNetwork leaves such a network. With
+    the local capability scope, a network that carries this host's tag
+    belonged to this engine only, so it is released with the steps of
+    DeleteNetwork.
+    """
+    lines = []
+    for network, docker_id in unknown:
+        if not _releasable(driver, network):
             continue
         lines.append(f"Neutron network {network['id']} ({network['name']}) of Docker network "
-                     f"{linked[0]}: this Docker engine no longer has that network")
+                     f"{docker_id}: this Docker engine no longer has that network")
         if remove:
             try:
-                driver.networks.delete_network(model.NetworkRef(linked[0]))
+                driver.networks.delete_network(model.NetworkRef(docker_id))
             except errors.KuryrnetError as exc:
                 LOG.error("could not release leftover Neutron network %s of Docker network %s: %s",
-                          network["id"], linked[0], exc)
+                          network["id"], docker_id, exc)
     return lines
 
 
