@@ -226,7 +226,13 @@ class PortPool:
     def _replace_leftovers(self, port_ids: list[str], grace_seconds: float) -> None:
         time.sleep(grace_seconds)
         live = self.docker.live_endpoints() if self.docker is not None else None
+        # A fill of this process may have created ports before recover() listed them.
+        with self._lock:
+            own = {p["id"] for ready in self._ready.values() for p in ready}
+            own |= {p["id"] for p in self._handed_out.values()}
         for port_id in port_ids:
+            if port_id in own:
+                continue
             port = self.neutron.show("ports", port_id)
             if port is None or port["name"] != POOL_PORT_NAME or port["device_id"]:
                 continue
