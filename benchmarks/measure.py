@@ -41,6 +41,8 @@ SETTLE_SECONDS = 3.0  # after a daemon start, before its idle RSS is read
 CALL_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \d+ \w+ [\w.]+: "
                        r"(?P<call>(?:Plugin|NetworkDriver|IpamDriver)\.\w+) .*: (?P<status>\d{3}) "
                        r"in (?P<ms>[\d.]+) ms")
+READY_TIMEOUT_LINE = re.compile(r"was not marked ovn-installed within")
+CLAIM_GONE_LINE = re.compile(r"claim port \S+ for \S+: Neutron PUT /ports/\S+ failed with 404")
 PLUG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*Plugged endpoint .* in (?P<ms>[\d.]+) ms")
 
 
@@ -590,6 +592,26 @@ class Bench:
         if self.upstream:
             self.results.setdefault("daemons", {}).setdefault("kuryr-libnetwork", {})[
                 "rss_bytes_after_runs"] = self.upstream.rss()
+
+    def scan_kuryrnet_log(self) -> None:
+        """Count the log lines of kuryrnet that explain slow or broken container starts."""
+        if not self.kuryrnet or not self.kuryrnet.log_path.exists():
+            return
+        text = self.kuryrnet.log_path.read_text(errors="replace")
+        counts = {"ready_timeouts": len(READY_TIMEOUT_LINE.findall(text)),
+                  "pooled_ports_gone_before_claim": len(CLAIM_GONE_LINE.findall(text)),
+                  "errors": text.count(" ERROR ")}
+        self.results["kuryrnet_log"] = counts
+        if counts["pooled_ports_gone_before_claim"]:
+            self.results.setdefault("warnings", []).append(
+                f"{counts['pooled_ports_gone_before_claim']} pooled ports were gone from Neutron when "
+                f"kuryrnet claimed them (PUT returned 404), and each such start waited for "
+                f"[binding] ready_timeout; another kuryrnet daemon on this host deletes the pool "
+                f"ports it does not know")
+        if counts["ready_timeouts"]:
+            self.results.setdefault("warnings", []).append(
+                f"{counts['ready_timeouts']} Joins waited the full [binding] ready_timeout for "
+                f"OVN's ovn-installed mark")
 
     # -- teardown ------------------------------------------------------------------------
 

@@ -113,6 +113,7 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGINT, ignore_while_cleaning)
         signal.signal(signal.SIGTERM, ignore_while_cleaning)
         bench.teardown()
+        bench.scan_kuryrnet_log()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
