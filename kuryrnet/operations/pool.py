@@ -220,11 +220,19 @@ class PortPool:
             return
         LOG.info("found %d unclaimed pool port(s) of an earlier run; replacing them in %.0f s",
                  len(leftovers), grace_seconds)
-        self.background.submit("replace unclaimed pool ports", self._replace_leftovers,
-                               [p["id"] for p in leftovers], grace_seconds)
+        # A timer thread waits out the grace, so that no background worker
+        # sleeps and a stopping daemon need not wait for it.
+        timer = threading.Timer(grace_seconds, self._submit_replacement, ([p["id"] for p in leftovers],))
+        timer.daemon = True
+        timer.start()
 
-    def _replace_leftovers(self, port_ids: list[str], grace_seconds: float) -> None:
-        time.sleep(grace_seconds)
+    def _submit_replacement(self, port_ids: list[str]) -> None:
+        try:
+            self.background.submit("replace unclaimed pool ports", self._replace_leftovers, port_ids)
+        except RuntimeError:
+            LOG.info("not replacing %d unclaimed pool port(s): the daemon is stopping", len(port_ids))
+
+    def _replace_leftovers(self, port_ids: list[str]) -> None:
         live = self.docker.live_endpoints() if self.docker is not None else None
         # A fill of this process may have created ports before recover() listed them.
         with self._lock:
