@@ -67,12 +67,14 @@ class Ipam:
         else:
             subnetpool = self._ensure_default_pool(version)
 
-        cidr = req.pool if req.pool is not None else self._free_prefix(subnetpool, version)
-        self._check_in_pool(cidr, subnetpool)
-        if req.sub_pool is not None and not req.sub_pool.subnet_of(cidr):
-            raise errors.InvalidRequest(f"ip range {req.sub_pool} is not inside subnet {cidr}")
-
-        self.neutron.add_tag("subnetpools", subnetpool["id"], tags.reservation(cidr))
+        if req.pool is None:
+            cidr = self._reserve_free_prefix(subnetpool, version)
+        else:
+            cidr = req.pool
+            self._check_in_pool(cidr, subnetpool)
+            if req.sub_pool is not None and not req.sub_pool.subnet_of(cidr):
+                raise errors.InvalidRequest(f"ip range {req.sub_pool} is not inside subnet {cidr}")
+            self.neutron.add_tag("subnetpools", subnetpool["id"], tags.reservation(cidr))
         if req.sub_pool is not None:
             self.neutron.add_tag("subnetpools", subnetpool["id"], tags.ip_range(cidr, req.sub_pool))
         pool_id = PoolId("pool", subnetpool["id"], cidr, req.sub_pool)
@@ -184,8 +186,14 @@ class Ipam:
             LOG.info("created default IPv%d subnet pool %s (%s)", version, pool["id"], prefix)
             return pool
 
-    def _free_prefix(self, subnetpool: dict, version: int):
-        """Pick the first prefix of the pool that no subnet and no reservation holds."""
+    def _reserve_free_prefix(self, subnetpool: dict, version: int):
+        """Reserve and return the first prefix of the pool that no subnet and no reservation holds.
+
+        The reservation tag is set under the lock, so parallel RequestPool
+        calls of this daemon never pick the same prefix.
+        NOTE: daemons on other hosts drawing from the same pool are not
+        serialized; the second subnet create then fails with Neutron's error.
+        """
         prefixlen = subnetpool.get("default_prefixlen") or getattr(
             self.conf.neutron, f"default_prefixlen_v{version}")
         prefixlen = int(prefixlen)
@@ -197,6 +205,8 @@ class Ipam:
             for prefix in current["prefixes"]:
                 for candidate in ipaddress.ip_network(prefix).subnets(new_prefix=prefixlen):
                     if not any(candidate.overlaps(used) for used in taken):
+                        self.neutron.add_tag("subnetpools", subnetpool["id"],
+                                             tags.reservation(candidate))
                         return candidate
         raise errors.Exhausted(f"Neutron subnet pool {subnetpool['name']} ({subnetpool['id']}) has no "
                                f"free /{prefixlen} left; remove unused networks or give --subnet")
