@@ -50,7 +50,8 @@ class Background:
                         return
                     LOG.warning("background job %s failed (%s); retry %d in %.1f s",
                                 description, exc, attempt, delay)
-                    time.sleep(delay)
+                    # stop() sets the event, so a retry that waits ends at once.
+                    self._stopping.wait(delay)
                     delay = min(delay * 2, 15)
         finally:
             with self._lock:
