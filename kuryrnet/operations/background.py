@@ -29,12 +29,20 @@ class Background:
         self.failures = 0
         self._stopping = threading.Event()
 
-    def submit(self, description: str, func: Callable, *args) -> None:
+    def submit(self, description: str, func: Callable, *args,
+               on_done: Callable[[], None] | None = None) -> None:
+        """Queue `func(*args)`; `on_done` runs once when the job ends, after its last attempt."""
         with self._lock:
             self.queued += 1
-        self._executor.submit(self._run, description, func, args)
+        try:
+            self._executor.submit(self._run, description, func, args, on_done)
+        except RuntimeError:
+            with self._lock:
+                self.queued -= 1
+            raise
 
-    def _run(self, description: str, func: Callable, args: tuple) -> None:
+    def _run(self, description: str, func: Callable, args: tuple,
+             on_done: Callable[[], None] | None = None) -> None:
         delay = self.first_delay
         try:
             for attempt in range(1, self.attempts + 1):
@@ -54,6 +62,8 @@ class Background:
                     self._stopping.wait(delay)
                     delay = min(delay * 2, 15)
         finally:
+            if on_done is not None:
+                on_done()
             with self._lock:
                 self.queued -= 1
 

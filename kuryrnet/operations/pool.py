@@ -180,8 +180,14 @@ class PortPool:
             if count <= 0:
                 return
             self._filling[network["id"]] += count
+        # The count goes down once, when the job ends: a failed fill is retried.
         self.background.submit(f"fill pool of network {network['id']} with {count} port(s)",
-                               self._fill, network, count)
+                               self._fill, network, count,
+                               on_done=lambda: self._filled(network["id"], count))
+
+    def _filled(self, network_id: str, count: int) -> None:
+        with self._lock:
+            self._filling[network_id] -= count
 
     def _size_limit(self, network: dict) -> int:
         """Return the most ports the pool may keep: an eighth of the IPv4 subnet, so small subnets keep their addresses for fixed requests."""
@@ -192,22 +198,27 @@ class PortPool:
 
     def _fill(self, network: dict, count: int) -> None:
         subnets = self.lookup.subnets_of_network_id(network["id"])
-        try:
-            if not subnets:
-                return
-            items = []
-            for _ in range(count):
-                attrs = self.ports.port_attrs(network["id"], [{"subnet_id": s["id"]} for s in subnets],
-                                              name=POOL_PORT_NAME, extra_tags=(tags.POOL_MEMBER,))
-                items.append(attrs)
-            created = self.neutron.create_bulk("ports", items)
-            crash_point("pool.after_fill")
-            with self._lock:
+        if not subnets:
+            return
+        items = []
+        for _ in range(count):
+            attrs = self.ports.port_attrs(network["id"], [{"subnet_id": s["id"]} for s in subnets],
+                                          name=POOL_PORT_NAME, extra_tags=(tags.POOL_MEMBER,))
+            items.append(attrs)
+        created = self.neutron.create_bulk("ports", items)
+        crash_point("pool.after_fill")
+        with self._lock:
+            deleted = network["id"] not in self._settings
+            if not deleted:
                 self._ready[network["id"]].extend(created)
-            LOG.info("pool of network %s filled with %d port(s)", network["id"], len(created))
-        finally:
-            with self._lock:
-                self._filling[network["id"]] -= count
+        if deleted:
+            # DeleteNetwork came while the ports were created; it may have listed them too.
+            LOG.info("network %s went away during a pool fill; deleting its %d new port(s)",
+                     network["id"], len(created))
+            for port in created:
+                self.neutron.delete("ports", port["id"])
+            return
+        LOG.info("pool of network %s filled with %d port(s)", network["id"], len(created))
 
     # -- restart ------------------------------------------------------------------------------
 

@@ -158,8 +158,12 @@ def test_read_timeout_is_retried(proxy, plugin, configure, docker):
 
     docker.network_create(unique("rel"), "--subnet", "10.158.8.0/24")
 
-    outcomes = [entry.outcome for entry in proxy.log[before:] if entry.method == "GET"]
-    assert any(outcome.startswith("delayed 4.0 s") for outcome in outcomes), outcomes
+    # The proxy logs a request when it has answered: the delayed GET shows up
+    # about 2 s after the client gave up on it and retried.
+    def delayed_get_logged():
+        return any(entry.method == "GET" and entry.outcome.startswith("delayed 4.0 s")
+                   for entry in proxy.log[before:])
+    wait_for(delayed_get_logged, timeout=10, what="the delayed GET to reach the proxy's log")
     assert "; retry 1 of 4" in plugin.log_text()
 
 
