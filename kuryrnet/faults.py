@@ -30,6 +30,8 @@ POINTS = frozenset({
     "join.after_plug",
     "leave.after_unplug",
     "delete_endpoint.after_unplug",
+    "networks.before_tags",
+    "security-groups.before_tags",
     "create_network.after_network",
     "create_network.after_subnet",
     "delete_network.after_ports",

@@ -19,6 +19,7 @@ from keystoneauth1 import loading as ks_loading
 
 from kuryrnet import errors
 from kuryrnet.config import AUTH_GROUP
+from kuryrnet.faults import crash_point
 
 LOG = logging.getLogger(__name__)
 
@@ -190,6 +191,7 @@ class NeutronClient:
         if collection == "ports":
             return self.create(collection, {**attrs, "tags": tag_list})
         resource = self.create(collection, attrs)
+        crash_point(f"{collection}.before_tags")
         try:
             resource["tags"] = self.set_tags(collection, resource["id"], tag_list)
         except errors.KuryrnetError:

@@ -13,6 +13,15 @@ AUX_DEVICE_OWNER = "kuryr:aux"
 POOL_DEVICE_OWNER = "kuryr:pool"
 
 
+def network_description(host_id: str) -> str:
+    """Description of the networks kuryrnet creates on `host_id`, set in their POST.
+
+    Tags take a second request, so a crash in between leaves a network with
+    this description and no tags; reconciliation finds it by this value.
+    """
+    return f"kuryrnet network of host {host_id}"
+
+
 def docker_network(network_id: str) -> str:
     return f"kuryrnet.net.{network_id}"
 

@@ -71,7 +71,8 @@ class Networks:
                      req.network_id, network["id"])
             return network
 
-        attrs = {"name": f"kuryrnet-{req.network_id[:12]}", "admin_state_up": True}
+        attrs = {"name": f"kuryrnet-{req.network_id[:12]}", "admin_state_up": True,
+                 "description": tags.network_description(self.conf.host_id)}
         # The host tag lets this host's reconciliation release the network after a crash.
         network_tags = [tags.OWNED, docker_tag, tags.host(self.conf.host_id)]
         pool_tag = self._port_pool_tag(req.port_pool)
@@ -79,8 +80,8 @@ class Networks:
             network_tags.append(pool_tag)
         if req.neutron.net_shared is not None:
             attrs["shared"] = req.neutron.net_shared
-        # NOTE: a crash between the POST and the tagging leaves an untagged
-        # network named after the Docker network; kuryrnet cannot find it again.
+        # A crash between the POST and the tagging leaves an untagged network;
+        # reconciliation finds it by its description and name.
         network = self.neutron.create_tagged("networks", attrs, network_tags)
         crash_point("create_network.after_network")
         undo.add(f"delete network {network['id']}", self.neutron.delete, "networks", network["id"])

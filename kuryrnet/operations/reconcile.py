@@ -82,6 +82,7 @@ def reconcile(driver, remove: bool, grace_seconds: float = GRACE_SECONDS) -> lis
                                vif_type="", host_ifname=host_port.host_ifname))
     unknown = unknown_networks(driver, grace_seconds)
     lines += release_networks(driver, unknown, remove)
+    lines += release_untagged_networks(driver, grace_seconds, remove)
     for line in lines:
         LOG.warning("%s leftover: %s", "released" if remove else "found", line)
     reported = reported_networks(driver, unknown)
@@ -144,6 +145,30 @@ def release_networks(driver, unknown: list[tuple[dict, str]], remove: bool) -> l
             except errors.KuryrnetError as exc:
                 LOG.error("could not release leftover Neutron network %s of Docker network %s: %s",
                           network["id"], docker_id, exc)
+    return lines
+
+
+def release_untagged_networks(driver, grace_seconds: float, remove: bool) -> list[str]:
+    """Return lines for networks this host created but never tagged; with `remove`, delete them.
+
+    A crash between a network's POST and its tagging leaves such a network:
+    it has this host's description, kuryrnet's name and no tag. Its name
+    holds the first 12 characters of the Docker network id, so a network
+    that Docker knows (a create still tagging it) is spared, and so is one
+    younger than the grace.
+    """
+    known = {network["Id"][:12] for network in driver.docker.kuryr_networks()}
+    lines = []
+    for network in driver.neutron.list("networks", description=tags.network_description(driver.conf.host_id),
+                                       **{"not-tags": tags.OWNED}):
+        docker_prefix = network["name"].removeprefix("kuryrnet-")
+        if (not network["name"].startswith("kuryrnet-") or docker_prefix in known
+                or _age_seconds(network) <= grace_seconds):
+            continue
+        lines.append(f"Neutron network {network['id']} ({network['name']}) without tags: a crash "
+                     f"came between its create and its tagging")
+        if remove:
+            driver.neutron.delete("networks", network["id"])
     return lines
 
 

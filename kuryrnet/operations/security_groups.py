@@ -62,10 +62,17 @@ class SecurityGroups:
         return group
 
     def delete_groups_of(self, docker_network_id: str, neutron_network_id: str) -> None:
-        for group in self.neutron.list("security-groups", tags=tags.docker_network(docker_network_id)):
-            if tags.OWNED in group.get("tags", []):
-                self.neutron.delete("security-groups", group["id"])
-                LOG.info("deleted security group %s of Docker network %s", group["id"], docker_network_id)
+        groups = [group for group in self.neutron.list("security-groups",
+                                                       tags=tags.docker_network(docker_network_id))
+                  if tags.OWNED in group.get("tags", [])]
+        name = network_group_name(neutron_network_id)
+        if not any(group["name"] == name for group in groups):
+            # A crash between the group's create and its tagging leaves it
+            # with kuryrnet's name only.
+            groups += self.neutron.list("security-groups", name=name)
+        for group in groups:
+            self.neutron.delete("security-groups", group["id"])
+            LOG.info("deleted security group %s of Docker network %s", group["id"], docker_network_id)
         with self._lock:
             self._network_groups.pop(neutron_network_id, None)
 

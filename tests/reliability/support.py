@@ -205,6 +205,7 @@ class Inventory:
 
     def __init__(self, neutron, conf):
         self.neutron = neutron
+        self.untagged_description = tags.network_description(conf.host_id)
         self.bindings = list({id(d): d for d in load_drivers(conf).values()}.values())
 
     def neutron_resources(self) -> set[str]:
@@ -217,13 +218,17 @@ class Inventory:
                 found.add(f"network {network['id']} {network['name']} of Docker network {docker_id}")
             elif docker_id != "-":
                 found.add(f"network {network['id']} still tagged for Docker network {docker_id}")
+            elif network.get("description") == self.untagged_description:
+                found.add(f"network {network['id']} {network['name']} without tags")
         for port in self.neutron.list("ports", tags=tags.OWNED):
             found.add(f"port {port['id']} {port['name']} of Docker network "
                       f"{networks.get(port['network_id'], '-')} device {port['device_id'] or '-'}")
         for collection in ("subnets", "security-groups"):
             for item in self.neutron.list(collection):
                 docker_id = _docker_network_of(item)
-                if tags.OWNED in item.get("tags", []) or docker_id != "-":
+                # A crash before the tagging leaves only kuryrnet's name on it.
+                if (tags.OWNED in item.get("tags", []) or docker_id != "-"
+                        or (item.get("name") or "").startswith("kuryrnet-")):
                     found.add(f"{collection[:-1]} {item['id']} {item.get('name', '')} of Docker "
                               f"network {docker_id}")
         for pool in self.neutron.list("subnetpools"):

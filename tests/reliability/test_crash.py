@@ -205,7 +205,7 @@ def test_crash_while_container_is_removed(plugin, docker, neutron, point):
 
 # -- network lifecycle ------------------------------------------------------------
 
-CREATE_POINTS = ["create_network.after_network", "create_network.after_subnet", "pool.after_fill"]
+CREATE_POINTS = ["networks.before_tags", "security-groups.before_tags", "create_network.after_network", "create_network.after_subnet", "pool.after_fill"]
 
 
 @pytest.mark.parametrize("point", CREATE_POINTS)
