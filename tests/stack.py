@@ -165,7 +165,8 @@ class Docker:
             deadline = time.monotonic() + 30
             while True:
                 result = self.run("network", "rm", name, check=False)
-                if result.returncode == 0 or "not found" in result.stderr or time.monotonic() > deadline:
+                gone = "not found" in result.stderr or "No such network" in result.stderr
+                if result.returncode == 0 or gone or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)
         self.containers.clear()

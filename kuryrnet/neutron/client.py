@@ -75,6 +75,17 @@ class NeutronClient:
             conf, AUTH_GROUP, session=session, service_type="network")
         self.requests_sent = 0  # for benchmarks: every request that reached the wire
 
+    def caller(self) -> tuple[str | None, frozenset[str]]:
+        """Return the project id and role names of kuryrnet's credentials.
+
+        Without Keystone (`auth_type = none`) there is no project: (None, {}).
+        """
+        auth = self.adapter.auth or self.adapter.session.auth
+        if auth is None or not hasattr(auth, "get_access"):
+            return None, frozenset()
+        access = auth.get_access(self.adapter.session)
+        return access.project_id, frozenset(access.role_names or ())
+
     # -- transport ------------------------------------------------------------
 
     def request(self, method: str, path: str, body: dict | None = None,
@@ -230,5 +241,9 @@ class NeutronClient:
             self.request("DELETE",
                          f"/{collection}/{resource_id}/tags/{urllib.parse.quote(tag, safe='')}")
         except NeutronError as exc:
-            if exc.http_status != 404:
+            if exc.http_status == 403:
+                # Another project's shared resource, which kuryrnet could not tag either.
+                LOG.info("not removing tag %s from %s %s: Neutron forbids it to this project",
+                         tag, collection, resource_id)
+            elif exc.http_status != 404:
                 raise

@@ -7,6 +7,10 @@ or a `,`, because they travel in URL paths and in comma-separated filters.
 
 OWNED = "kuryrnet"  # created by kuryrnet, so kuryrnet may delete it
 AUX = "kuryrnet.aux"  # a port that reserves a Docker auxiliary address
+# On a network's security group: the group, not the network, links the Docker
+# network to it, because the network belongs to another project that shares
+# it and Neutron lets only its owner tag it.
+LINK = "kuryrnet.link"
 POOL_MEMBER = "kuryrnet.pool-member"  # a ready port in this host's port pool
 DEVICE_OWNER = "kuryr:container"  # device_owner of endpoint ports
 AUX_DEVICE_OWNER = "kuryr:aux"

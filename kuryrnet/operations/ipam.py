@@ -133,7 +133,15 @@ class Ipam:
             raise errors.Conflict(f"--subnet {req.pool} differs from Neutron subnet {label!r} "
                                   f"({cidr}); give the subnet's CIDR or leave --subnet out")
 
-        self.neutron.add_tag("subnets", subnet["id"], tags.reservation(cidr))
+        try:
+            self.neutron.add_tag("subnets", subnet["id"], tags.reservation(cidr))
+        except NeutronError as exc:
+            if exc.http_status != 403:
+                raise
+            # Another project's shared subnet: only its owner may tag it. The
+            # PoolID names the subnet, so nothing but this daemon's memory needs the reservation.
+            LOG.info("subnet %s of project %s cannot be tagged by this project; its reservation for "
+                     "pool %s is kept in memory", subnet["id"], subnet.get("project_id"), cidr)
         pool_id = PoolId("subnet", subnet["id"], cidr)
         self.reservations[str(cidr)] = Reservation("subnet", subnet)
         data = {}

@@ -33,7 +33,7 @@ class Lookup:
             return cached
         found = self.neutron.list("networks", tags=tags.docker_network(docker_network_id))
         if not found:
-            return None
+            return self._find_linked_network(docker_network_id)
         if len(found) > 1:
             ids = ", ".join(net["id"] for net in found)
             raise errors.Conflict(
@@ -41,6 +41,29 @@ class Lookup:
                 f"({ids}); remove the tag {tags.docker_network(docker_network_id)} from all but one")
         self.remember_network(docker_network_id, found[0])
         return found[0]
+
+    def _find_linked_network(self, docker_network_id: str) -> dict | None:
+        """Find a network that another project shares, through the security group that links it.
+
+        The network gets the group's kuryrnet tags in memory (tags.LINK among
+        them), so that callers read one set of tags whichever resource holds them.
+        """
+        groups = self.neutron.list("security-groups",
+                                   tags=f"{tags.LINK},{tags.docker_network(docker_network_id)}")
+        if not groups:
+            return None
+        network_id = groups[0]["name"].removeprefix("kuryrnet-net-")
+        network = self.neutron.show("networks", network_id)
+        if network is None:
+            raise errors.NotFound(
+                f"Docker network {docker_network_id} is linked by security group {groups[0]['id']} "
+                f"to Neutron network {network_id}, which no longer exists (or is no longer shared); "
+                f"remove the Docker network")
+        # Never the group's OWNED tag: kuryrnet must not delete the network.
+        network["tags"] = [*network.get("tags", []),
+                           *(tag for tag in groups[0].get("tags", []) if tag != tags.OWNED)]
+        self.remember_network(docker_network_id, network)
+        return network
 
     def network(self, docker_network_id: str) -> dict:
         network = self.find_network(docker_network_id)

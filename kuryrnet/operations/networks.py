@@ -31,6 +31,7 @@ class Networks:
         self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self.on_created = []  # callbacks(docker_network_id, network, req) after a create
         self.on_deleting = []  # callbacks(docker_network_id, network) before a delete
+        self._caller_identity: tuple[str | None, frozenset[str]] | None = None
 
     # -- create -------------------------------------------------------------------
 
@@ -57,16 +58,22 @@ class Networks:
         docker_tag = tags.docker_network(req.network_id)
         if req.neutron.net_uuid or req.neutron.net_name:
             network = self._existing_network(req.neutron)
-            self.neutron.add_tag("networks", network["id"], docker_tag)
-            undo.add(f"untag network {network['id']}", self.neutron.remove_tag,
-                     "networks", network["id"], docker_tag)
-            network.setdefault("tags", []).append(docker_tag)
+            link_tags = [docker_tag]
             pool_tag = self._port_pool_tag(req.port_pool)
             if pool_tag is not None:
-                self.neutron.add_tag("networks", network["id"], pool_tag)
+                link_tags.append(pool_tag)
+            if self._foreign(network):
+                # The network's security group carries the link (see tags.LINK).
+                network["tags"] = [*network.get("tags", []), tags.LINK, *link_tags]
+                LOG.info("attached Docker network %s to Neutron network %s, which project %s "
+                         "shares; its security group links them", req.network_id, network["id"],
+                         network.get("project_id"))
+                return network
+            for tag in link_tags:
+                self.neutron.add_tag("networks", network["id"], tag)
                 undo.add(f"untag network {network['id']}", self.neutron.remove_tag,
-                         "networks", network["id"], pool_tag)
-                network["tags"].append(pool_tag)
+                         "networks", network["id"], tag)
+            network.setdefault("tags", []).extend(link_tags)
             LOG.info("attached Docker network %s to existing Neutron network %s",
                      req.network_id, network["id"])
             return network
@@ -110,18 +117,39 @@ class Networks:
         if network is None:
             raise errors.NotFound(f"Neutron network {label!r} not found; check the neutron.net "
                                   f"option and that this project can see it")
+        if self._foreign(network) and not network.get("shared"):
+            raise errors.NotFound(
+                f"Neutron network {label!r} belongs to project {network.get('project_id')} and is "
+                f"not shared with project {self._caller()[0]}, whose credentials kuryrnet uses; "
+                f"use a network of that project or one shared with it")
         if options.net_shared is not None and network.get("shared") != options.net_shared:
             raise errors.Conflict(f"Neutron network {label!r} has shared={network.get('shared')}, "
                                   f"but neutron.net.shared={options.net_shared} was given")
         linked = [t for t in network.get("tags", []) if t.startswith("kuryrnet.net.")]
+        if not linked and self._foreign(network):
+            group = self.security_groups.linking_group(network["id"])
+            linked = [t for t in (group or {}).get("tags", []) if t.startswith("kuryrnet.net.")]
         if linked:
             raise errors.Conflict(f"Neutron network {label!r} already backs Docker network "
                                   f"{linked[0].removeprefix('kuryrnet.net.')}; remove that one first")
         return network
 
+    def _caller(self) -> tuple[str | None, frozenset[str]]:
+        if self._caller_identity is None:
+            self._caller_identity = self.neutron.caller()
+        return self._caller_identity
+
+    def _foreign(self, network: dict) -> bool:
+        """Return whether the network belongs to a project other than kuryrnet's (admins excepted)."""
+        project_id, roles = self._caller()
+        return (project_id is not None and "admin" not in roles
+                and network.get("project_id") not in (None, project_id))
+
     def _security_group_step(self, req, network: dict, created: bool, undo: Rollback) -> None:
+        link = tuple(t for t in network.get("tags", []) if t == tags.LINK or t.startswith("kuryrnet.pool."))
         group = self.security_groups.create_network_group(network["id"], req.network_id,
-                                                          known_absent=created)
+                                                          known_absent=created,
+                                                          extra_tags=link if tags.LINK in link else ())
         undo.add(f"delete security group {group['id']}", self._delete_group, group["id"], network["id"])
 
     def _delete_group(self, group_id: str, network_id: str) -> None:
@@ -146,18 +174,18 @@ class Networks:
                 raise errors.Conflict(
                     f"Neutron subnet {subnet['id']} ({subnet['cidr']}) belongs to network "
                     f"{subnet['network_id']}; pass -o neutron.net.uuid={subnet['network_id']}")
-            self.neutron.add_tag("subnets", subnet["id"], docker_tag)
-            undo.add(f"untag subnet {subnet['id']}", self.neutron.remove_tag, "subnets",
-                     subnet["id"], docker_tag)
+            self._tag_subnet(network, subnet, docker_tag, undo)
             return subnet
 
         for subnet in [] if created else self.lookup.subnets_of_network_id(network["id"]):
             if ipaddress.ip_network(subnet["cidr"]) == data.pool:
-                # An attached network that already has this subnet.
-                self.neutron.add_tag("subnets", subnet["id"], docker_tag)
-                undo.add(f"untag subnet {subnet['id']}", self.neutron.remove_tag, "subnets",
-                         subnet["id"], docker_tag)
-                return subnet
+                # RequestPool reserved the CIDR in a subnet pool before the
+                # network was known, and Docker's PoolID names that pool.
+                option = "neutron.subnet.uuid" if data.pool.version == 4 else "neutron.subnet.v6.uuid"
+                raise errors.Conflict(
+                    f"Neutron network {network['id']} already has subnet {subnet['id']} "
+                    f"({subnet['cidr']}); to use it, give --ipam-opt {option}={subnet['id']} "
+                    f"instead of --subnet {data.pool} alone")
 
         attrs = self._subnet_attrs(req, network, data, reservation)
         try:
@@ -171,6 +199,14 @@ class Networks:
         self.lookup.forget_subnets_of(network["id"])
         LOG.info("created subnet %s (%s) on network %s", subnet["id"], subnet["cidr"], network["id"])
         return subnet
+
+    def _tag_subnet(self, network: dict, subnet: dict, docker_tag: str, undo: Rollback) -> None:
+        """Tag an existing subnet with its Docker network; a shared network's subnet stays untagged."""
+        if tags.LINK in network.get("tags", []):
+            return
+        self.neutron.add_tag("subnets", subnet["id"], docker_tag)
+        undo.add(f"untag subnet {subnet['id']}", self.neutron.remove_tag, "subnets",
+                 subnet["id"], docker_tag)
 
     def _subnet_attrs(self, req, network: dict, data: model.IPAMData, reservation) -> dict:
         attrs = {"network_id": network["id"], "ip_version": data.pool.version,
@@ -259,7 +295,11 @@ class Networks:
                 self.neutron.delete("subnets", subnet["id"])
             else:
                 self.neutron.remove_tag("subnets", subnet["id"], docker_tag)
-        self.neutron.remove_tag("networks", network["id"], docker_tag)
+        if tags.LINK in network.get("tags", []):
+            return  # the link goes with the network's security group
+        for tag in network.get("tags", []):
+            if tag == docker_tag or tag.startswith("kuryrnet.pool."):
+                self.neutron.remove_tag("networks", network["id"], tag)
 
 
 def _allocation_pools(ip_range, gateway) -> list[dict]:

@@ -44,15 +44,18 @@ class SecurityGroups:
         return group_id
 
     def create_network_group(self, neutron_network_id: str, docker_network_id: str,
-                             known_absent: bool = False) -> dict:
-        """Create the group of a Docker network; `known_absent` skips the lookup for a new network."""
+                             known_absent: bool = False, extra_tags: tuple[str, ...] = ()) -> dict:
+        """Create the group of a Docker network; `known_absent` skips the lookup for a new network.
+
+        `extra_tags` make the group the link to a network that kuryrnet may not tag (tags.LINK).
+        """
         existing = None if known_absent else self.network_group_id(neutron_network_id)
         if existing is not None:
             return {"id": existing}
         group = self.neutron.create_tagged("security-groups", {
             "name": network_group_name(neutron_network_id),
             "description": f"kuryrnet: members of Docker network {docker_network_id}"},
-            [tags.OWNED, tags.docker_network(docker_network_id)])
+            [tags.OWNED, tags.docker_network(docker_network_id), *extra_tags])
         rules = [{"security_group_id": group["id"], "direction": "ingress", "ethertype": ethertype,
                   "remote_group_id": group["id"]} for ethertype in ("IPv4", "IPv6")]
         self.neutron.create_bulk("security-group-rules", rules)
@@ -75,6 +78,13 @@ class SecurityGroups:
             LOG.info("deleted security group %s of Docker network %s", group["id"], docker_network_id)
         with self._lock:
             self._network_groups.pop(neutron_network_id, None)
+
+    def linking_group(self, neutron_network_id: str) -> dict | None:
+        """Return the group that links a Docker network to this network in its stead, if any."""
+        for group in self.neutron.list("security-groups", name=network_group_name(neutron_network_id)):
+            if tags.LINK in group.get("tags", []):
+                return group
+        return None
 
     def forget(self, neutron_network_id: str) -> None:
         with self._lock:

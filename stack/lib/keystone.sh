@@ -14,6 +14,9 @@ KEYSTONE_NEUTRON_PASSWORD=kuryrnet-neutron-password
 # Project, user and password of the two unprivileged projects.
 KEYSTONE_PROJECT_A=(kuryrnet-project-a kuryrnet-user-a kuryrnet-user-a-password)
 KEYSTONE_PROJECT_B=(kuryrnet-project-b kuryrnet-user-b kuryrnet-user-b-password)
+# The user that kuryrnet runs as in project A: `member` and `service`, the
+# role Neutron asks for before it lets a caller set binding:host_id.
+KEYSTONE_AGENT_A=(kuryrnet-project-a kuryrnet-agent-a kuryrnet-agent-a-password)
 
 keystone_pidfile() { printf '%s\n' "$RUN_DIR/keystone.pid"; }
 keystone_pid() { pid_from_file "$(keystone_pidfile)" gunicorn; }
@@ -109,7 +112,8 @@ keystone_stop() {
 }
 
 keystone_project_users_json() {
-    printf '[["%s","%s","%s"],["%s","%s","%s"]]' "${KEYSTONE_PROJECT_A[@]}" "${KEYSTONE_PROJECT_B[@]}"
+    printf '[["%s","%s","%s",["member"]],["%s","%s","%s",["member"]],["%s","%s","%s",["member","service"]]]' \
+        "${KEYSTONE_PROJECT_A[@]}" "${KEYSTONE_PROJECT_B[@]}" "${KEYSTONE_AGENT_A[@]}"
 }
 
 keystone_up() {

@@ -8,7 +8,8 @@ first, so running it again changes nothing. It creates:
   and ``service`` there), used by Neutron's keystonemiddleware;
 * the ``network`` service with public and internal endpoints at the local
   Neutron, so that clients find Neutron in the catalog;
-* two projects, each with one user that has the ``member`` role.
+* two projects, each with one user that has the ``member`` role, and in
+  the first project a user for kuryrnet with ``member`` and ``service``.
 
 Arguments are passed as environment variables (see main()).
 """
@@ -138,7 +139,6 @@ def main():
     keystone = Keystone(env["KEYSTONE_URL"], env["KEYSTONE_ADMIN_PASSWORD"])
 
     admin_role = keystone.ensure_role("admin")
-    member_role = keystone.ensure_role("member")
     service_role = keystone.ensure_role("service")
 
     service_project = keystone.ensure_project("service")
@@ -161,13 +161,14 @@ def main():
             network, interface, env["NEUTRON_URL"], env["KEYSTONE_REGION"]
         )
 
-    # KEYSTONE_PROJECT_USERS is a JSON list of [project, user, password].
-    for project_name, user_name, password in json.loads(
+    # KEYSTONE_PROJECT_USERS is a JSON list of [project, user, password, roles].
+    for project_name, user_name, password, role_names in json.loads(
         env["KEYSTONE_PROJECT_USERS"]
     ):
         project = keystone.ensure_project(project_name)
         user = keystone.ensure_user(user_name, password, project)
-        keystone.grant(project, user, member_role)
+        for role_name in role_names:
+            keystone.grant(project, user, keystone.ensure_role(role_name))
 
 
 if __name__ == "__main__":

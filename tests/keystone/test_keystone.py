@@ -2,8 +2,9 @@
 `make test-keystone`): project isolation, token renewal, credentials in logs.
 
 Skipped unless .stack/env says STACK_MODE=keystone. The stack has two member
-projects, A and B; the daemons here log in as project A's user, except the
-token renewal test, which uses the stack's kuryr.conf (admin).
+projects, A and B; the daemons here log in as project A's kuryrnet user
+(roles member and service), except the token renewal test, which uses the
+stack's kuryr.conf (admin).
 """
 
 import datetime
@@ -16,8 +17,11 @@ import pytest
 from tests.reliability.support import Plugin, docker_client, write_config
 from tests.stack import STACK_DIR, read_env, unique
 
-PROJECT_A = {"username": "kuryrnet-user-a", "password": "kuryrnet-user-a-password",
+# The user kuryrnet runs as in project A; it has the `service` role that
+# Neutron asks for before it lets a caller bind ports to a host.
+PROJECT_A = {"username": "kuryrnet-agent-a", "password": "kuryrnet-agent-a-password",
              "project_name": "kuryrnet-project-a"}
+PASSWORDS = (PROJECT_A["password"], "kuryrnet-user-a-password", "kuryrnet-user-b-password")
 ADMIN_PASSWORD = "kuryrnet-admin-password"
 
 
@@ -90,22 +94,50 @@ def test_private_network_of_other_project_is_refused(project_a_plugin, docker, p
                                    "--subnet", "10.160.0.0/24", check=False)
 
     assert result.returncode != 0
-    assert f"Neutron network '{private.id}' not found" in result.stderr, result.stderr
-    assert "that this project can see it" in result.stderr
+    # The service role lets kuryrnet's user read every network; kuryrnet
+    # itself refuses the ones its project neither owns nor shares.
+    assert f"Neutron network '{private.id}' belongs to project" in result.stderr, result.stderr
+    assert "is not shared with project" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Neutron's default policy lets only the owner of a network or an admin add tags to it, "
-    "and kuryrnet links a Docker network to its Neutron network by a tag, so a member of "
-    "another project cannot attach the shared network"))
-def test_shared_network_of_other_project_can_be_attached(project_a_plugin, docker,
+def test_shared_network_of_other_project_can_be_attached(project_a_plugin, docker, clouds,
                                                          project_b_networks):
     project_a_plugin.start()
-    shared = project_b_networks["shared"]
+    shared, subnet = project_b_networks["shared"], project_b_networks["subnets"]["shared"]
     network = unique("rel")
 
     docker.network_create(network, "-o", f"neutron.net.uuid={shared.id}",
-                          "--subnet", "10.160.1.0/24")
+                          "--ipam-opt", f"neutron.subnet.uuid={subnet.id}")
+    first, second = unique("c"), unique("c")
+    docker.container(first, "--network", network)
+    docker.container(second, "--network", network)
+    addresses = [docker.inspect("container", name)["NetworkSettings"]["Networks"][network]["IPAddress"]
+                 for name in (first, second)]
+    assert all(address.startswith("10.160.1.") for address in addresses), addresses
+    docker.exec(first, "ping", "-c", "1", "-W", "5", addresses[1])
+
+    # The link lives on kuryrnet's security group in project A; project B's
+    # network and subnet carry no tag of kuryrnet's.
+    admin = clouds["admin"]
+    project_a_id = clouds["project-a"].current_project_id
+    endpoints = {docker.inspect("container", name)["NetworkSettings"]["Networks"][network]["EndpointID"]
+                 for name in (first, second)}
+    ports = [port for port in admin.network.ports(network_id=shared.id) if port.device_id in endpoints]
+    assert len(ports) == 2 and {port.project_id for port in ports} == {project_a_id}
+    assert not [tag for tag in admin.network.get_network(shared.id).tags if tag.startswith("kuryrnet")]
+    groups = list(admin.network.security_groups(name=f"kuryrnet-net-{shared.id}"))
+    assert len(groups) == 1 and "kuryrnet.link" in groups[0].tags
+
+    # A restarted daemon finds the network again through the group.
+    project_a_plugin.start()
+    third = unique("c")
+    docker.container(third, "--network", network)
+    docker.run("rm", "-f", first, second, third)
+    docker.containers.clear()
+    docker.run("network", "rm", network)
+    docker.networks.remove(network)
+    assert admin.network.get_network(shared.id) is not None
+    assert not list(admin.network.security_groups(name=f"kuryrnet-net-{shared.id}"))
 
 
 def test_tag_on_shared_network_of_other_project_is_forbidden(clouds, project_b_networks):
@@ -129,7 +161,7 @@ def test_expired_token_is_renewed(stack_env, clouds, request, tmp_path):
     lifetime = token_lifetime(clouds)
     if lifetime > 300:
         pytest.skip(f"tokens live {lifetime:.0f} s; start the stack with "
-                    f"KEYSTONE_TOKEN_EXPIRATION=60 to test their renewal")
+                    f"KEYSTONE_TOKEN_EXPIRATION=150 to test their renewal")
     config = write_config(tmp_path / "admin.conf")
     plugin = Plugin(stack_env, config, f"keystone-{request.node.name}")
     docker = docker_client(stack_env)
@@ -139,8 +171,10 @@ def test_expired_token_is_renewed(stack_env, clouds, request, tmp_path):
         docker.network_create(network, "--subnet", "10.160.2.0/24")
         docker.run("run", "--rm", "--network", network, docker.image, "true")
 
-        # Wait until every token of the first login has expired.
-        time.sleep(lifetime + 15)
+        # Wait until the token of the first login has expired. keystoneauth
+        # asks for a new one when less than 120 s are left, so the daemon has
+        # renewed it at least once by then.
+        time.sleep(lifetime + 5)
 
         docker.run("run", "--rm", "--network", network, docker.image, "true")
         docker.run("network", "rm", network)
@@ -148,7 +182,7 @@ def test_expired_token_is_renewed(stack_env, clouds, request, tmp_path):
         plugin.wait_idle()
         log = plugin.log_text()
         assert " 401 " not in log and "Unauthorized" not in log
-        for secret in (ADMIN_PASSWORD, PROJECT_A["password"]):
+        for secret in (ADMIN_PASSWORD, *PASSWORDS):
             assert secret not in log
     finally:
         docker.cleanup()
@@ -162,6 +196,6 @@ def test_logs_hold_no_password(stack_env):
         pytest.skip("no kuryrnet log written yet")
     for path in logs:
         text = path.read_text(errors="replace")
-        for secret in (ADMIN_PASSWORD, PROJECT_A["password"], "kuryrnet-user-b-password"):
+        for secret in (ADMIN_PASSWORD, *PASSWORDS):
             assert secret not in text, path
 
