@@ -43,10 +43,15 @@ def decode_body(body: bytes) -> Any:
         raise InvalidRequest(f"invalid request body: not JSON ({exc})") from None
 
 
+MISSING_BODY = ("missing request body: expected a JSON object. Docker sends an empty body when "
+                "it retries a call whose connection to the plugin broke, for example because "
+                "kuryrnet restarted; run the Docker command again")
+
+
 def request_object(body: Any) -> dict:
     """Check that a decoded body is a JSON object, as every call with arguments sends."""
     if body is None:
-        raise InvalidRequest("missing request body: expected a JSON object")
+        raise InvalidRequest(MISSING_BODY)
     if not isinstance(body, dict):
         raise InvalidRequest(
             f"invalid request body {fields.show(body)}: expected a JSON object, "

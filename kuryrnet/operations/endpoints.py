@@ -199,13 +199,17 @@ class Endpoints:
         if driver.wait_ready(vif, timeout):
             return
         # No local readiness signal: wait for Neutron to report the port ACTIVE.
-        while time.monotonic() - started < timeout:
+        # The port is checked at least once, because a pooled port that someone
+        # deleted never gets the local signal and must not start a container.
+        while True:
             current = self.neutron.show("ports", port["id"])
             if current is None:
-                raise errors.NotFound(f"Neutron port {port['id']} was deleted while endpoint "
-                                      f"{vif.endpoint_id} joined")
+                raise errors.NotFound(f"Neutron port {port['id']} of endpoint {vif.endpoint_id} was "
+                                      f"deleted while the endpoint joined; start the container again")
             if current["status"] == "ACTIVE":
                 return
+            if time.monotonic() - started >= timeout:
+                break
             time.sleep(0.2)
         LOG.warning("port %s of endpoint %s is not ACTIVE after %.1f s; going on", port["id"],
                     vif.endpoint_id, timeout)

@@ -57,7 +57,7 @@ def test_parallel_container_starts(plugin, docker, neutron):
     docker.network_create(network, "--subnet", str(subnet))
     neutron_network = neutron_network_of(neutron, docker, network)
     plugin.wait_idle()
-    count = 30
+    count = 50
     names = [unique("c") for _ in range(count)]
     docker.containers.extend(names)
 

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from kuryrnet import errors, model
+from kuryrnet.api import wire
 from kuryrnet.api.handlers import PLUGIN_CONTENT_TYPE, PluginApi, build_app
 
 from test_api_fakes import ENDPOINT_ID, FAKE_HOST_IFNAME, FAKE_MAC, NETWORK_ID, FakeDriver, make_conf
@@ -244,7 +245,7 @@ async def test_invalid_request_names_field(plugin):
 async def test_empty_body_for_call_with_arguments(plugin):
     status, payload, _ = await plugin.call("NetworkDriver.Leave")
     assert status == 400
-    assert payload == {"Err": "missing request body: expected a JSON object"}
+    assert payload == {"Err": wire.MISSING_BODY}
 
 
 async def test_malformed_json(plugin):

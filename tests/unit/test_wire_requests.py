@@ -84,7 +84,7 @@ def test_decode_body_rejects(body, reason):
 
 
 @pytest.mark.parametrize("body, expected", [
-    (None, "missing request body: expected a JSON object"),
+    (None, wire.MISSING_BODY),
     ([], "invalid request body []: expected a JSON object, got an array"),
     ("x", 'invalid request body "x": expected a JSON object, got a string'),
 ])
