@@ -34,6 +34,10 @@ class Endpoints:
         self.bindings = bindings  # vif_type -> BindingDriver
         self._lock = threading.Lock()
         self._ports: dict[str, dict] = {}  # Docker endpoint id -> its Neutron port
+        # Endpoints created by this process -> whether ports were exposed for
+        # them. For these, revoking and deleting need no Neutron lookup when
+        # nothing was exposed; after a restart the lookups run.
+        self._exposed: dict[str, bool] = {}
         self.claim = None  # set by the port pool: claims a pooled port for an endpoint
 
     # -- CreateEndpoint ---------------------------------------------------------------
@@ -52,6 +56,9 @@ class Endpoints:
         crash_point("create_endpoint.after_claim")
 
         self._remember(req.endpoint_id, port)
+        self.lookup.remember_port(port)
+        with self._lock:
+            self._exposed.setdefault(req.endpoint_id, False)
         LOG.info("endpoint %s of Docker network %s is Neutron port %s (%s)", req.endpoint_id,
                  req.network_id, port["id"], ", ".join(ip["ip_address"] for ip in port["fixed_ips"]))
         return model.EndpointInterface(
@@ -219,10 +226,12 @@ class Endpoints:
     def delete_endpoint(self, req: model.EndpointRef) -> None:
         self._unplug(req.network_id, req.endpoint_id)
         crash_point("delete_endpoint.after_unplug")
-        port = self._known(req.endpoint_id) or self.lookup.port_for_endpoint(req.endpoint_id)
-        self.security_groups.unexpose(port, req.endpoint_id)
+        if self._may_have_exposed(req.endpoint_id):
+            port = self._known(req.endpoint_id) or self.lookup.port_for_endpoint(req.endpoint_id)
+            self.security_groups.unexpose(port, req.endpoint_id)
         with self._lock:
             self._ports.pop(req.endpoint_id, None)
+            self._exposed.pop(req.endpoint_id, None)
         LOG.info("endpoint %s deleted (its port goes with the address release)", req.endpoint_id)
 
     def endpoint_oper_info(self, req: model.EndpointRef) -> dict:
@@ -237,13 +246,22 @@ class Endpoints:
     def program_external_connectivity(self, req: model.ExternalConnectivity) -> None:
         if not req.exposed_ports:
             return
+        with self._lock:
+            self._exposed[req.endpoint_id] = True
         port = self.neutron.show("ports", self._port(req.endpoint_id)["id"])
         self.security_groups.expose(port, req.endpoint_id, req.network_id, req.exposed_ports)
 
     def revoke_external_connectivity(self, req: model.EndpointRef) -> None:
+        if not self._may_have_exposed(req.endpoint_id):
+            return
         known = self._known(req.endpoint_id)
         port = self.neutron.show("ports", known["id"]) if known else self.lookup.port_for_endpoint(req.endpoint_id)
         self.security_groups.unexpose(port, req.endpoint_id)
+
+    def _may_have_exposed(self, endpoint_id: str) -> bool:
+        """Return False only for an endpoint created by this process with no exposed ports."""
+        with self._lock:
+            return self._exposed.get(endpoint_id, True)
 
     # -- endpoint -> port -----------------------------------------------------------------
 

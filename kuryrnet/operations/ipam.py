@@ -63,7 +63,7 @@ class Ipam:
         if pool_uuid or pool_name:
             subnetpool = self._find_subnetpool(pool_uuid, pool_name, version)
         elif req.pool is not None:
-            subnetpool = self._ensure_cidr_pool(req.pool)
+            subnetpool = self._ensure_cidr_pool(req.pool, req.sub_pool)
         else:
             subnetpool = self._ensure_default_pool(version)
 
@@ -74,8 +74,10 @@ class Ipam:
             self._check_in_pool(cidr, subnetpool)
             if req.sub_pool is not None and not req.sub_pool.subnet_of(cidr):
                 raise errors.InvalidRequest(f"ip range {req.sub_pool} is not inside subnet {cidr}")
-            self.neutron.add_tag("subnetpools", subnetpool["id"], tags.reservation(cidr))
-        if req.sub_pool is not None:
+            # A subnet pool made for this CIDR got its tags with its create.
+            if tags.reservation(cidr) not in subnetpool.get("tags", []):
+                self.neutron.add_tag("subnetpools", subnetpool["id"], tags.reservation(cidr))
+        if req.sub_pool is not None and tags.ip_range(cidr, req.sub_pool) not in subnetpool.get("tags", []):
             self.neutron.add_tag("subnetpools", subnetpool["id"], tags.ip_range(cidr, req.sub_pool))
         pool_id = PoolId("pool", subnetpool["id"], cidr, req.sub_pool)
         self.reservations[str(cidr)] = Reservation(
@@ -165,17 +167,24 @@ class Ipam:
                                         f"but the request is for IPv{version}")
         return pool
 
-    def _ensure_cidr_pool(self, cidr) -> dict:
-        """Return the subnet pool for `cidr`: one that already covers it, or a new one."""
+    def _ensure_cidr_pool(self, cidr, sub_pool=None) -> dict:
+        """Return the subnet pool for `cidr`: one that already covers it, or a new one.
+
+        A new pool is created with its reservation (and --ip-range) tags, so
+        that they take no request of their own.
+        """
         name = f"kuryrnet-cidr-{cidr}".replace("/", "_")
         with self._pool_lock:
             found = self.neutron.list("subnetpools", name=name)
             if found:
                 return found[0]
+            pool_tags = [tags.OWNED, tags.reservation(cidr)]
+            if sub_pool is not None:
+                pool_tags.append(tags.ip_range(cidr, sub_pool))
             pool = self.neutron.create_tagged("subnetpools", {
                 "name": name, "prefixes": [str(cidr)], "default_prefixlen": cidr.prefixlen,
                 "min_prefixlen": cidr.prefixlen,
-                "description": f"kuryrnet: pool for Docker networks on {cidr}"}, [tags.OWNED])
+                "description": f"kuryrnet: pool for Docker networks on {cidr}"}, pool_tags)
             LOG.info("created subnet pool %s for %s", pool["id"], cidr)
             return pool
 
@@ -274,6 +283,7 @@ class Ipam:
             return
         crash_point("release_address.before_port_delete")
         self.ports.release(port)
+        self.lookup.forget_port(port)
 
     def _gateway(self, pool_id: PoolId, address) -> model.AddressResponse:
         if pool_id.kind == "subnet":

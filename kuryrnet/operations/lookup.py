@@ -23,6 +23,9 @@ class Lookup:
         self._networks: dict[str, dict] = {}  # Docker network id -> Neutron network
         self._subnets: dict[str, dict] = {}  # PoolID string -> Neutron subnet
         self._network_subnets: dict[str, list[dict]] = {}  # Neutron network id -> its subnets
+        # (Neutron network id, address) -> the endpoint port that holds it,
+        # from CreateEndpoint until ReleaseAddress.
+        self._ports_by_address: dict[tuple[str, str], dict] = {}
 
     # -- networks -------------------------------------------------------------
 
@@ -46,7 +49,7 @@ class Lookup:
         """Find a network that another project shares, through the security group that links it.
 
         The network gets the group's kuryrnet tags in memory (tags.LINK among
-        them), so that callers read one set of tags whichever resource holds them.
+        them), so that callers read one set of tags whichever resource carries them.
         """
         groups = self.neutron.list("security-groups",
                                    tags=f"{tags.LINK},{tags.docker_network(docker_network_id)}")
@@ -92,6 +95,8 @@ class Lookup:
             self._network_subnets.pop(network["id"], None)
             for key in [k for k, s in self._subnets.items() if s["network_id"] == network["id"]]:
                 del self._subnets[key]
+            for key in [k for k in self._ports_by_address if k[0] == network["id"]]:
+                del self._ports_by_address[key]
 
     def subnets_of(self, network: dict) -> list[dict]:
         return self.subnets_of_network_id(network["id"])
@@ -144,9 +149,26 @@ class Lookup:
     # -- ports ------------------------------------------------------------------
 
     def port_by_address(self, network_id: str, address) -> dict | None:
-        found = self.neutron.list("ports", network_id=network_id,
-                                  fixed_ips=f"ip_address={ipaddress.ip_address(address)}")
+        address = str(ipaddress.ip_address(address))
+        with self._lock:
+            cached = self._ports_by_address.get((network_id, address))
+        if cached is not None:
+            return cached
+        found = self.neutron.list("ports", network_id=network_id, fixed_ips=f"ip_address={address}")
         return found[0] if found else None
+
+    def remember_port(self, port: dict) -> None:
+        with self._lock:
+            for fixed_ip in port["fixed_ips"]:
+                address = str(ipaddress.ip_address(fixed_ip["ip_address"]))
+                self._ports_by_address[(port["network_id"], address)] = port
+
+    def forget_port(self, port: dict) -> None:
+        with self._lock:
+            for fixed_ip in port["fixed_ips"]:
+                address = str(ipaddress.ip_address(fixed_ip["ip_address"]))
+                if self._ports_by_address.get((port["network_id"], address), {}).get("id") == port["id"]:
+                    del self._ports_by_address[(port["network_id"], address)]
 
     def port_for_endpoint(self, endpoint_id: str) -> dict | None:
         found = self.neutron.list("ports", device_id=endpoint_id, device_owner=tags.DEVICE_OWNER)

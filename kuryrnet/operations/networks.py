@@ -259,8 +259,13 @@ class Networks:
             else:
                 self._detach_network(req.network_id, network, subnets)
             self.security_groups.delete_groups_of(req.network_id, network["id"])
-            for subnetpool_id in {s.get("subnetpool_id") for s in subnets if s.get("subnetpool_id")}:
-                self.ipam.delete_cidr_pool_if_unused(subnetpool_id)
+            # Docker releases the address pools after DeleteNetwork, and
+            # ReleasePool deletes a pool made for one CIDR; only a pool that
+            # this daemon holds no reservation for is checked here.
+            for subnet in subnets:
+                reserved = str(ipaddress.ip_network(subnet["cidr"])) in self.ipam.reservations
+                if subnet.get("subnetpool_id") and not reserved:
+                    self.ipam.delete_cidr_pool_if_unused(subnet["subnetpool_id"])
             self.lookup.forget_network(req.network_id)
         LOG.info("deleted Docker network %s (Neutron network %s)", req.network_id, network["id"])
 
