@@ -33,7 +33,7 @@ class Driver:
         self.bindings = bindings
         self.docker = docker
         self.lookup = Lookup(neutron)
-        self.security_groups = SecurityGroups(neutron)
+        self.security_groups = SecurityGroups(neutron, conf.host_id)
         self.ports = PortFactory(conf, neutron, self.lookup, self.security_groups)
         self.ipam = Ipam(conf, neutron, self.lookup, self.ports)
         self.networks = Networks(conf, neutron, self.lookup, self.security_groups, self.ipam)

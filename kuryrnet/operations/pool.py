@@ -27,6 +27,7 @@ import time
 
 from kuryrnet.faults import crash_point
 from kuryrnet.neutron import tags
+from kuryrnet.neutron.client import NeutronError
 from kuryrnet.operations.background import Background
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class PortPool:
         self._filling: dict[str, int] = collections.defaultdict(int)  # ports being created
         self._settings: dict[str, tuple[bool, int, int]] = {}  # Neutron network id -> (on, low, high)
         self._handed_out: dict[str, dict] = {}  # address -> port, until CreateEndpoint claims it
+        self._claiming: set[str] = set()  # ports whose background claim has not finished
+        self._released_while_claiming: set[str] = set()
         self.hits = 0
         self.misses = 0
 
@@ -153,14 +156,40 @@ class PortPool:
         """Give a port its endpoint's identity now in memory, in Neutron in the background."""
         if POOL_PORT_NAME != port.get("name"):
             return self.neutron.update("ports", port["id"], attrs)
+        with self._lock:
+            self._claiming.add(port["id"])
         self.background.submit(f"claim port {port['id']} for {attrs['device_id']}",
-                               self.neutron.update, "ports", port["id"], attrs)
+                               self._claim_in_neutron, port["id"], attrs,
+                               on_done=lambda: self._claim_done(port["id"]))
         return {**port, **attrs}
+
+    def _claim_in_neutron(self, port_id: str, attrs: dict) -> None:
+        with self._lock:
+            if port_id in self._released_while_claiming:
+                return
+        try:
+            self.neutron.update("ports", port_id, attrs)
+        except NeutronError as exc:
+            with self._lock:
+                released = port_id in self._released_while_claiming
+            if exc.http_status != 404 or not released:
+                raise
+            # A short-lived container: its release deleted the port first.
+            LOG.info("port %s was released before its claim by %s reached Neutron",
+                     port_id, attrs["device_id"])
+
+    def _claim_done(self, port_id: str) -> None:
+        with self._lock:
+            self._claiming.discard(port_id)
+            self._released_while_claiming.discard(port_id)
 
     def release(self, port: dict) -> bool:
         """Delete a used pooled port in the background; return False for other ports."""
         if tags.POOL_MEMBER not in port.get("tags", []):
             return False
+        with self._lock:
+            if port["id"] in self._claiming:
+                self._released_while_claiming.add(port["id"])
         self.background.submit(f"delete used port {port['id']}", self.neutron.delete, "ports", port["id"])
         return True
 

@@ -1,8 +1,8 @@
 """Finding and releasing what crashes left behind on this host.
 
-Compares kuryrnet's Neutron ports and host interfaces for this host with
-Docker's live endpoints, and kuryrnet's Neutron networks with Docker's
-networks. Only resources that carry kuryrnet's tag and this host's binding
+Compares kuryrnet's Neutron ports, security groups of exposed ports and
+host interfaces for this host with Docker's live endpoints, and kuryrnet's
+Neutron networks with Docker's networks. Only resources that carry kuryrnet's tag and this host's binding
 or host tag are touched.
 """
 
@@ -16,6 +16,9 @@ from kuryrnet.binding.base import Vif
 from kuryrnet.neutron import tags
 from kuryrnet.operations.pool import POOL_PORT_NAME
 from kuryrnet.operations.ports import PENDING_NAME
+from kuryrnet.operations.security_groups import endpoint_group_name
+
+ENDPOINT_GROUP_PREFIX = endpoint_group_name("")
 
 LOG = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ def reconcile(driver, remove: bool, grace_seconds: float = GRACE_SECONDS) -> lis
             binding.unplug(Vif(port_id=host_port.port_id or "", network_id="",
                                endpoint_id=host_port.endpoint_id, mac_address="", mtu=0,
                                vif_type="", host_ifname=host_port.host_ifname))
+    lines += release_endpoint_groups(driver, live, grace_seconds, remove)
     unknown = unknown_networks(driver, grace_seconds)
     lines += release_networks(driver, unknown, remove)
     lines += release_untagged_networks(driver, grace_seconds, remove)
@@ -89,6 +93,31 @@ def reconcile(driver, remove: bool, grace_seconds: float = GRACE_SECONDS) -> lis
     for line in reported:
         LOG.warning("found leftover, not released: %s", line)
     return lines + reported
+
+
+def release_endpoint_groups(driver, live: dict, grace_seconds: float, remove: bool) -> list[str]:
+    """Return lines for this host's groups of exposed ports whose endpoint is gone; with `remove`, delete them.
+
+    ProgramExternalConnectivity creates such a group and RevokeExternalConnectivity
+    deletes it, so a crash in between leaves it. The stale ports that used it
+    are deleted before this runs.
+    """
+    lines = []
+    groups = driver.neutron.list("security-groups", tags=f"{tags.OWNED},{tags.host(driver.conf.host_id)}")
+    for group in groups:
+        endpoint_id = group["name"].removeprefix(ENDPOINT_GROUP_PREFIX)
+        if (not group["name"].startswith(ENDPOINT_GROUP_PREFIX) or endpoint_id in live
+                or _age_seconds(group) <= grace_seconds):
+            continue
+        lines.append(f"security group {group['id']} ({group['name']}) of endpoint {endpoint_id}: "
+                     f"no live Docker endpoint")
+        if remove:
+            try:
+                driver.neutron.delete("security-groups", group["id"])
+            except errors.KuryrnetError as exc:
+                LOG.error("could not delete leftover security group %s of endpoint %s: %s",
+                          group["id"], endpoint_id, exc)
+    return lines
 
 
 def unknown_networks(driver, grace_seconds: float) -> list[tuple[dict, str]]:

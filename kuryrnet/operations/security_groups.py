@@ -27,8 +27,9 @@ def endpoint_group_name(endpoint_id: str) -> str:
 
 
 class SecurityGroups:
-    def __init__(self, neutron: NeutronClient):
+    def __init__(self, neutron: NeutronClient, host_id: str = ""):
         self.neutron = neutron
+        self.host_id = host_id  # tags the groups of exposed ports, which are per host
         self._lock = threading.Lock()
         self._network_groups: dict[str, str | None] = {}  # Neutron network id -> group id
 
@@ -102,7 +103,7 @@ class SecurityGroups:
         else:
             group = self.neutron.create_tagged("security-groups", {
                 "name": name, "description": f"kuryrnet: exposed ports of endpoint {endpoint_id}"},
-                [tags.OWNED, tags.docker_network(docker_network_id)])
+                [tags.OWNED, tags.docker_network(docker_network_id), tags.host(self.host_id)])
             rules = []
             for item in exposed:
                 for ethertype, prefix in (("IPv4", "0.0.0.0/0"), ("IPv6", "::/0")):

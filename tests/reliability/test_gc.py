@@ -91,9 +91,10 @@ def test_gc_lists_then_removes_only_kuryrnet_leftovers(plugin, docker, neutron, 
     plugin.wait_idle()
     neutron_network = neutron_network_of(neutron, docker, network)
 
-    # Leftovers: a port of an endpoint that Docker does not have, a marked veth
-    # pair whose host end is on br-int, and a network of a Docker network that
-    # Docker does not have, all with kuryrnet's tags or markers for this host.
+    # Leftovers: a port of an endpoint that Docker does not have and the group
+    # of its exposed ports, a marked veth pair whose host end is on br-int, and
+    # a network of a Docker network that Docker does not have, all with
+    # kuryrnet's tags or markers for this host.
     gone_endpoint = endpoint_id()
     stale_port = make_port(neutron, neutron_leftovers, neutron_network["id"],
                            name=f"kuryrnet-{gone_endpoint[:12]}", device_id=gone_endpoint,
@@ -104,6 +105,9 @@ def test_gc_lists_then_removes_only_kuryrnet_leftovers(plugin, docker, neutron, 
                                      alias=f"kuryrnet:ovs:{veth_endpoint}:{uuid.uuid4()}")
     host_leftovers.ovs_port(kuryr_conf.binding.integration_bridge, stale_veth,
                             {ovs.ENDPOINT_KEY: veth_endpoint, ovs.IFACE_ID: str(uuid.uuid4())})
+    stale_group = neutron.create_tagged("security-groups", {"name": f"kuryrnet-ep-{gone_endpoint}"},
+                                        [tags.OWNED, tags.host(host_id)])
+    neutron_leftovers.append(("security-groups", stale_group["id"]))
     gone_network = endpoint_id()
     stale_network = neutron.create("networks", {"name": f"kuryrnet-{gone_network[:12]}"})
     neutron_leftovers.append(("networks", stale_network["id"]))
@@ -111,8 +115,9 @@ def test_gc_lists_then_removes_only_kuryrnet_leftovers(plugin, docker, neutron, 
                      [tags.OWNED, tags.docker_network(gone_network), tags.host(host_id)])
 
     # Look-alikes that gc must leave alone: the same port without kuryrnet's
-    # tag, a veth named like kuryrnet's without the marker, a network of
-    # another host, and a network without kuryrnet's ownership tag.
+    # tag, a veth named like kuryrnet's without the marker, a network and an
+    # exposed-ports group of another host, and a network without kuryrnet's
+    # ownership tag.
     untagged_port = make_port(neutron, neutron_leftovers, neutron_network["id"],
                               name="not-kuryrnet", device_id=endpoint_id(),
                               device_owner=tags.DEVICE_OWNER, **{"binding:host_id": host_id})
@@ -122,6 +127,10 @@ def test_gc_lists_then_removes_only_kuryrnet_leftovers(plugin, docker, neutron, 
     neutron_leftovers.append(("networks", other_host_network["id"]))
     neutron.set_tags("networks", other_host_network["id"],
                      [tags.OWNED, tags.docker_network(endpoint_id()), tags.host("another-host")])
+    other_host_group = neutron.create_tagged("security-groups",
+                                             {"name": f"kuryrnet-ep-{endpoint_id()}"},
+                                             [tags.OWNED, tags.host("another-host")])
+    neutron_leftovers.append(("security-groups", other_host_group["id"]))
     foreign_network = neutron.create("networks", {"name": unique("not-kuryrnet")})
     neutron_leftovers.append(("networks", foreign_network["id"]))
     neutron.set_tags("networks", foreign_network["id"], [tags.docker_network(endpoint_id())])
@@ -131,7 +140,8 @@ def test_gc_lists_then_removes_only_kuryrnet_leftovers(plugin, docker, neutron, 
     assert stale_port["id"] in listed
     assert stale_veth in listed
     assert stale_network["id"] in listed
-    for untouched in (untagged_port["id"], plain_veth, foreign_network["id"]):
+    assert stale_group["id"] in listed
+    for untouched in (untagged_port["id"], plain_veth, foreign_network["id"], other_host_group["id"]):
         assert untouched not in listed
     assert f"{other_host_network['id']}" in listed  # reported, with the advice to check
     assert "if no host uses it" in [line for line in listed.splitlines()
@@ -148,7 +158,9 @@ def test_gc_lists_then_removes_only_kuryrnet_leftovers(plugin, docker, neutron, 
     assert not link_exists(f"t_c{veth_endpoint}"[:15])
     assert not ovs_port_exists(stale_veth)
     assert neutron.show("networks", stale_network["id"]) is None
+    assert neutron.show("security-groups", stale_group["id"]) is None
     for collection, resource_id in (("ports", untagged_port["id"]),
+                                    ("security-groups", other_host_group["id"]),
                                     ("networks", other_host_network["id"]),
                                     ("networks", foreign_network["id"])):
         assert neutron.show(collection, resource_id) is not None, f"{collection} {resource_id}"
