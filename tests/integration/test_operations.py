@@ -158,3 +158,51 @@ def test_unknown_network_is_not_found(driver):
     with pytest.raises(errors.NotFound) as caught:
         driver.join(model.Join(docker_id(), docker_id(), "/var/run/docker/netns/x"))
     assert "Neutron network" in caught.value.message
+
+
+def test_every_call_twice_converges(driver):
+    """Docker retries calls, so each call of a lifecycle sent twice must end in the same state."""
+    net = Network(driver, "10.86.0.0/24")
+    request = model.CreateNetwork(net.id, (model.IPAMData("local", ipaddress.ip_network("10.86.0.0/24"),
+                                                          net.gateway),), ())
+    driver.create_network(request)
+    neutron_net = driver.lookup.network(net.id)
+    assert len(driver.neutron.list("networks", tags=tags.docker_network(net.id))) == 1
+    assert len(driver.neutron.list("security-groups", tags=tags.docker_network(net.id))) == 1
+    assert len(driver.neutron.list("subnets", network_id=neutron_net["id"])) == 1
+
+    reply = driver.request_address(model.RequestAddress(
+        net.pool.pool_id, ipaddress.ip_address("10.86.0.9"), model.AddressKind.ENDPOINT))
+    endpoint_id = docker_id()
+    create = model.CreateEndpoint(net.id, endpoint_id, reply.address, None, None)
+    first = driver.create_endpoint(create)
+    second = driver.create_endpoint(create)
+    assert first == second
+    ports = driver.neutron.list("ports", device_id=endpoint_id)
+    assert len(ports) == 1
+
+    join = model.Join(net.id, endpoint_id, "/var/run/docker/netns/kuryrnet-test")
+    ref = model.EndpointRef(net.id, endpoint_id)
+    try:
+        assert driver.join(join) == driver.join(join)
+        driver.leave(ref)
+        driver.leave(ref)
+        driver.delete_endpoint(ref)
+        driver.delete_endpoint(ref)
+        release = model.ReleaseAddress(net.pool.pool_id, reply.address.ip)
+        driver.release_address(release)
+        driver.release_address(release)
+    finally:
+        driver.leave(ref)
+        driver.delete_endpoint(ref)
+    wait_for(lambda: not driver.neutron.list("ports", device_id=endpoint_id), timeout=30,
+             what=f"the port of endpoint {endpoint_id} to go")
+
+    driver.release_address(model.ReleaseAddress(net.pool.pool_id, net.gateway.ip))
+    driver.release_pool(model.ReleasePool(net.pool.pool_id))
+    driver.release_pool(model.ReleasePool(net.pool.pool_id))
+    driver.delete_network(model.NetworkRef(net.id))
+    driver.delete_network(model.NetworkRef(net.id))
+    assert driver.neutron.show("networks", neutron_net["id"]) is None
+    assert not driver.neutron.list("security-groups", tags=tags.docker_network(net.id))
+    assert not driver.neutron.list("subnetpools", name="kuryrnet-cidr-10.86.0.0_24")
