@@ -115,6 +115,16 @@ class NeutronClient:
                     f"Neutron {method} {path} failed: the TLS connection to Neutron failed: "
                     f"{exc}. If Neutron's certificate is signed by a private CA, set [neutron] "
                     f"cafile to that CA's certificate.") from exc
+            except ks_exc.HttpServerError as exc:
+                # Keystone failed to issue a token, so the Neutron request was
+                # never sent and may be retried whatever its method.
+                if attempt <= self.retries:
+                    self._wait(method, path, attempt, f"Keystone answered {exc.http_status}")
+                    continue
+                raise errors.BackendUnavailable(
+                    f"Neutron {method} {path} failed before it was sent: Keystone answered "
+                    f"{exc.http_status} to the token request: {exc}. Check that Keystone at the "
+                    f"configured auth_url is running.") from exc
             except ks_exc.ClientException as exc:
                 # Failures before the request is sent: Keystone rejected the
                 # credentials, or no Neutron endpoint was found.

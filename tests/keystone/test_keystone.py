@@ -9,6 +9,7 @@ stack's kuryr.conf (admin).
 
 import datetime
 import os
+import threading
 import time
 
 import openstack
@@ -16,6 +17,7 @@ import pytest
 
 from tests.reliability.support import Plugin, docker_client, write_config
 from tests.stack import STACK_DIR, read_env, unique
+from tests.tools.fault_proxy import FaultProxy
 
 # The user kuryrnet runs as in project A; it has the `service` role that
 # Neutron asks for before it lets a caller bind ports to a host.
@@ -123,10 +125,12 @@ def test_shared_network_of_other_project_can_be_attached(project_a_plugin, docke
     endpoints = {docker.inspect("container", name)["NetworkSettings"]["Networks"][network]["EndpointID"]
                  for name in (first, second)}
     ports = [port for port in admin.network.ports(network_id=shared.id) if port.device_id in endpoints]
-    assert len(ports) == 2 and {port.project_id for port in ports} == {project_a_id}
+    assert len(ports) == 2
+    assert {port.project_id for port in ports} == {project_a_id}
     assert not [tag for tag in admin.network.get_network(shared.id).tags if tag.startswith("kuryrnet")]
     groups = list(admin.network.security_groups(name=f"kuryrnet-net-{shared.id}"))
-    assert len(groups) == 1 and "kuryrnet.link" in groups[0].tags
+    assert len(groups) == 1
+    assert "kuryrnet.link" in groups[0].tags
 
     # A restarted daemon finds the network again through the group.
     project_a_plugin.start()
@@ -199,3 +203,57 @@ def test_logs_hold_no_password(stack_env):
         for secret in (ADMIN_PASSWORD, *PASSWORDS):
             assert secret not in text, path
 
+
+
+@pytest.fixture
+def keystone_proxy(stack_env):
+    with FaultProxy(stack_env["OS_AUTH_URL"].removesuffix("/v3")) as proxy:
+        yield proxy
+
+
+def test_keystone_faults_are_retried_or_reported(stack_env, keystone_proxy, clouds, request,
+                                                 tmp_path):
+    """Keystone behind the fault proxy: 503s and short refusals are retried, an outage is reported."""
+    config = write_config(tmp_path / "keystone-proxy.conf", {"neutron": {
+        "auth_type": "password", "auth_url": f"{keystone_proxy.url}/v3",
+        "user_domain_name": "Default", "project_domain_name": "Default", **PROJECT_A}})
+    plugin = Plugin(stack_env, config, f"keystone-{request.node.name}")
+    docker = docker_client(stack_env)
+    tokens = r"^/v3/auth/tokens"
+    try:
+        # Two 503s to the first token request of a new daemon.
+        keystone_proxy.fail(503, method="POST", path=tokens, count=2)
+        plugin.start()
+        network = unique("rel")
+        docker.network_create(network, "--subnet", "10.160.3.0/24")
+        assert keystone_proxy.outcomes("POST", tokens)[:2] == ["status 503", "status 503"]
+
+        # Keystone refuses connections for 1 s while a new daemon logs in.
+        keystone_proxy.refuse()
+        plugin.start()
+        threading.Timer(1.0, keystone_proxy.accept).start()
+        docker.run("run", "--rm", "--network", network, docker.image, "true")
+
+        # Keystone stays down: the network create fails with an error naming
+        # Keystone, and leaves nothing in Neutron.
+        keystone_proxy.fail(503, method="POST", path=tokens, count=None)
+        plugin.start()
+        failed_name = unique("rel")
+        result = docker.network_create(failed_name, "--subnet", "10.160.4.0/24", check=False)
+        assert result.returncode != 0
+        assert "Keystone answered 503" in result.stderr, result.stderr
+        admin = clouds["admin"]
+        assert not list(admin.network.subnets(cidr="10.160.4.0/24"))
+        assert not list(admin.network.subnet_pools(name="kuryrnet-cidr-10.160.4.0_24"))
+        keystone_proxy.clear()
+        docker.network_create(failed_name, "--subnet", "10.160.4.0/24")
+        log = plugin.log_text()
+        for secret in (ADMIN_PASSWORD, *PASSWORDS):
+            assert secret not in log
+    finally:
+        keystone_proxy.clear()
+        keystone_proxy.accept()
+        if not plugin.alive():
+            plugin.start()
+        docker.cleanup()
+        plugin.stop()
