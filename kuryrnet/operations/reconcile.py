@@ -182,7 +182,7 @@ def release_untagged_networks(driver, grace_seconds: float, remove: bool) -> lis
 
     A crash between a network's POST and its tagging leaves such a network:
     it has this host's description, kuryrnet's name and no tag. Its name
-    holds the first 12 characters of the Docker network id, so a network
+    contains the first 12 characters of the Docker network id, so a network
     that Docker knows (a create still tagging it) is spared, and so is one
     younger than the grace.
     """

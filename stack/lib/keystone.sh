@@ -15,7 +15,7 @@ KEYSTONE_NEUTRON_PASSWORD=kuryrnet-neutron-password
 KEYSTONE_PROJECT_A=(kuryrnet-project-a kuryrnet-user-a kuryrnet-user-a-password)
 KEYSTONE_PROJECT_B=(kuryrnet-project-b kuryrnet-user-b kuryrnet-user-b-password)
 # The user that kuryrnet runs as in project A: `member` and `service`, the
-# role Neutron asks for before it lets a caller set binding:host_id.
+# role Neutron requires before it lets a caller set binding:host_id.
 KEYSTONE_AGENT_A=(kuryrnet-project-a kuryrnet-agent-a kuryrnet-agent-a-password)
 
 keystone_pidfile() { printf '%s\n' "$RUN_DIR/keystone.pid"; }

@@ -6,26 +6,14 @@ import time
 
 import pytest
 
-from kuryrnet import config
 from kuryrnet.binding import load_drivers
 from kuryrnet.neutron import tags
-from kuryrnet.neutron.client import NeutronClient
 from tests.stack import STACK_DIR, Daemon, Docker, read_env, wait_for
 
 
 @pytest.fixture(scope="session")
 def stack_env():
     return read_env()
-
-
-@pytest.fixture(scope="session")
-def kuryr_conf(stack_env):
-    return config.load([], [stack_env["KURYR_CONFIG"]])
-
-
-@pytest.fixture(scope="session")
-def neutron(kuryr_conf):
-    return NeutronClient(kuryr_conf)
 
 
 @pytest.fixture(scope="session")

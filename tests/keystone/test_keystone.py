@@ -19,8 +19,8 @@ from tests.reliability.support import Plugin, docker_client, write_config
 from tests.stack import STACK_DIR, read_env, unique
 from tests.tools.fault_proxy import FaultProxy
 
-# The user kuryrnet runs as in project A; it has the `service` role that
-# Neutron asks for before it lets a caller bind ports to a host.
+# The user kuryrnet runs as in project A. It has the `service` role, which
+# Neutron requires before it lets a caller bind ports to a host.
 PROJECT_A = {"username": "kuryrnet-agent-a", "password": "kuryrnet-agent-a-password",
              "project_name": "kuryrnet-project-a"}
 PASSWORDS = (PROJECT_A["password"], "kuryrnet-user-a-password", "kuryrnet-user-b-password")
@@ -176,7 +176,7 @@ def test_expired_token_is_renewed(stack_env, clouds, request, tmp_path):
         docker.run("run", "--rm", "--network", network, docker.image, "true")
 
         # Wait until the token of the first login has expired. keystoneauth
-        # asks for a new one when less than 120 s are left, so the daemon has
+        # requests a new one when less than 120 s are left, so the daemon has
         # renewed it at least once by then.
         time.sleep(lifetime + 5)
 

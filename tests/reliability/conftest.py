@@ -3,8 +3,6 @@ a check that each test leaves nothing of kuryrnet's behind."""
 
 import pytest
 
-from kuryrnet import config
-from kuryrnet.neutron.client import NeutronClient
 from tests.reliability.support import (Inventory, Plugin, docker_client, log_name,
                                        require_root, wait_no_leftovers, write_config)
 from tests.stack import read_env
@@ -15,16 +13,6 @@ def stack_env():
     env = read_env()
     require_root()
     return env
-
-
-@pytest.fixture(scope="session")
-def kuryr_conf(stack_env):
-    return config.load([], [stack_env["KURYR_CONFIG"]])
-
-
-@pytest.fixture(scope="session")
-def neutron(kuryr_conf):
-    return NeutronClient(kuryr_conf)
 
 
 @pytest.fixture(scope="session")

@@ -158,7 +158,7 @@ def test_read_timeout_is_retried(proxy, plugin, configure, docker):
 
     docker.network_create(unique("rel"), "--subnet", "10.158.8.0/24")
 
-    # The proxy logs a request when it has answered: the delayed GET shows up
+    # The proxy logs a request after sending its response: the delayed GET shows up
     # about 2 s after the client gave up on it and retried.
     def delayed_get_logged():
         return any(entry.method == "GET" and entry.outcome.startswith("delayed 4.0 s")

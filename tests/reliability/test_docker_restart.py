@@ -45,7 +45,7 @@ def container_state(docker, name: str) -> tuple[bool, str, str]:
     return info["State"]["Running"], settings.get("IPAddress", ""), settings.get("EndpointID", "")
 
 
-def test_containers_with_restart_policy_come_back_with_their_address(plugin, docker, neutron):
+def test_restart_policy_keeps_address(plugin, docker, neutron):
     plugin.start()
     network = unique("rel")
     docker.network_create(network, "--subnet", "10.154.0.0/24")

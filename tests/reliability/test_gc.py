@@ -91,10 +91,10 @@ def test_gc_lists_then_removes_only_kuryrnet_leftovers(plugin, docker, neutron, 
     plugin.wait_idle()
     neutron_network = neutron_network_of(neutron, docker, network)
 
-    # Leftovers: a port of an endpoint that Docker does not have and the group
-    # of its exposed ports, a marked veth pair whose host end is on br-int, and
-    # a network of a Docker network that Docker does not have, all with
-    # kuryrnet's tags or markers for this host.
+    # Leftovers, all with kuryrnet's tags or markers for this host: a port of an
+    # endpoint that Docker does not have and the group of its exposed ports, a
+    # marked veth pair whose host end is on br-int, and a network of a Docker
+    # network that Docker does not have.
     gone_endpoint = endpoint_id()
     stale_port = make_port(neutron, neutron_leftovers, neutron_network["id"],
                            name=f"kuryrnet-{gone_endpoint[:12]}", device_id=gone_endpoint,
