@@ -377,14 +377,23 @@ def neutron_port(conf):
         delete_neutron_network(network_id)
 
 
+def delete_if_present(path: str) -> None:
+    """Send a DELETE; a 404 means the resource is already gone, which is the goal."""
+    try:
+        neutron_request("DELETE", path)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+
+
 def delete_neutron_network(network_id: str) -> None:
     """Delete a network and its ports, retrying while Neutron still reports ports in use."""
     for attempt in range(5):
         try:
             ports = neutron_request("GET", f"/v2.0/ports?network_id={network_id}")["ports"]
             for port in ports:
-                neutron_request("DELETE", f"/v2.0/ports/{port['id']}")
-            neutron_request("DELETE", f"/v2.0/networks/{network_id}")
+                delete_if_present(f"/v2.0/ports/{port['id']}")
+            delete_if_present(f"/v2.0/networks/{network_id}")
             return
         except urllib.error.HTTPError as exc:
             if exc.code != 409 or attempt == 4:
